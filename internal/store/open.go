@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// sqlitePragmas apply to every SQLite connection: WAL so readers never
+// block the writer, a busy timeout so another process holding the lock is
+// waited for, and write transactions that take the lock when they begin.
+const sqlitePragmas = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+	"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+func openSQLite(ctx context.Context, path string) (Store, error) {
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("opening SQLite database %q: a path with '?' is not supported", path)
+	}
+	if path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("opening SQLite database: %w", err)
+		}
+		// Build logs may hold secrets: keep the file private.
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("opening SQLite database: %w", err)
+		}
+		f.Close()
+	}
+	db, err := sql.Open("sqlite", path+sqlitePragmas)
+	if err != nil {
+		return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
+	}
+	// SQLite has one writer at a time: with one connection writers queue in
+	// database/sql instead of failing with SQLITE_BUSY.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	s := &sqlStore{db: db, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, dbURL string) (Store, error) {
+	wrap := func(err error) error {
+		return redactError(fmt.Errorf("opening PostgreSQL database %s: %w", Redact(dbURL), err), dbURL)
+	}
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, wrap(err)
+	}
+	s := &sqlStore{db: db, postgres: true, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, wrap(err)
+	}
+	return s, nil
+}
