@@ -1,0 +1,72 @@
+# convox-build-action: build, local environment and tests.
+#
+#   make demo   set up a local buildkitd + registry and build a sample app
+#   make test   install prerequisites, then go vet and go test -race ./...
+#   make env    start (or reuse) buildkitd + registry; prints shell exports
+#   make env-stop
+#   make bench  benchmarks against buildctl on the same buildkitd
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+
+GO ?= go
+STATE ?= .state
+BUILDKIT_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/moby/buildkit)
+BUILDKIT_TOOLS_VERSION := $(shell cd tools/buildkit && $(GO) list -m -f '{{.Version}}' github.com/moby/buildkit)
+BUILDKIT_STAMP := bin/.buildkit-$(BUILDKIT_VERSION)
+
+.PHONY: all deps buildkit env env-stop demo test vet bench clean
+
+all: bin/convox-build
+
+deps:
+	@scripts/deps.sh
+
+# buildkitd and buildctl at exactly the moby/buildkit version of go.mod,
+# built from the module proxy through tools/buildkit (rebuilt when it changes).
+buildkit: $(BUILDKIT_STAMP)
+
+$(BUILDKIT_STAMP): go.mod tools/buildkit/go.mod
+	@if [ "$(BUILDKIT_VERSION)" != "$(BUILDKIT_TOOLS_VERSION)" ]; then \
+	  echo "moby/buildkit is $(BUILDKIT_VERSION) in go.mod but $(BUILDKIT_TOOLS_VERSION) in tools/buildkit/go.mod: make them agree" >&2; exit 1; fi
+	@echo "building buildkitd and buildctl $(BUILDKIT_VERSION) into bin/" >&2
+	@mkdir -p bin
+	cd tools/buildkit && $(GO) build -trimpath \
+	  -ldflags "-X github.com/moby/buildkit/version.Version=$(BUILDKIT_VERSION)" \
+	  -o ../../bin/ github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl
+	@rm -f bin/.buildkit-*; touch $@
+
+bin/buildkitd bin/buildctl: $(BUILDKIT_STAMP)
+
+bin/devenv: FORCE
+	@$(GO) build -o $@ ./internal/devenv/cmd/devenv
+
+bin/convox-build: FORCE
+	@$(GO) build -o $@ ./cmd/convox-build
+
+FORCE:
+
+# Prints `export ...` lines: eval "$$(make -s env)"
+env: deps buildkit bin/devenv
+	@bin/devenv up --dir $(STATE)/env
+
+env-stop: bin/devenv
+	@bin/devenv down --dir $(STATE)/env
+
+demo: deps buildkit bin/devenv bin/convox-build
+	@eval "$$(bin/devenv up --dir $(STATE)/env)" && \
+	  bin/convox-build build testdata/apps/demo --app demo --repository "$$CONVOX_BUILD_REGISTRY/demo"
+
+vet:
+	$(GO) vet ./...
+
+test: deps buildkit
+	$(GO) vet ./...
+	$(GO) test -race -timeout 30m ./...
+
+bench: deps buildkit
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/build/
+
+clean:
+	-@[ -x bin/devenv ] && bin/devenv down --dir $(STATE)/env
+	rm -rf bin $(STATE)

@@ -1,0 +1,116 @@
+// Package buildkit is the project's only door to BuildKit: it connects to a
+// buildkitd, runs Dockerfile builds from a local context, exports the result
+// as a pushed image or an OCI archive, and turns BuildKit's progress into
+// plain log lines and step events while the build runs.
+//
+// No other package imports github.com/moby/buildkit; a test enforces it.
+package buildkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses
+)
+
+// DefaultConnectTimeout bounds how long Connect waits for buildkitd to answer.
+const DefaultConnectTimeout = 10 * time.Second
+
+// ConnectOptions configure Connect. The zero value connects without TLS and
+// waits DefaultConnectTimeout.
+type ConnectOptions struct {
+	// CACert, Cert and Key are PEM file paths for mTLS on tcp:// addresses.
+	// CACert alone verifies the server; Cert and Key go together.
+	CACert, Cert, Key string
+	// ServerName overrides the TLS server name (default: the address host).
+	ServerName string
+	// Timeout bounds the wait for the daemon to answer (default
+	// DefaultConnectTimeout).
+	Timeout time.Duration
+}
+
+// Client is a connection to one buildkitd.
+type Client struct {
+	addr string
+	c    *client.Client
+}
+
+// Connect opens a client to the buildkitd at addr (unix://, tcp://,
+// docker-container://) and waits until it answers, so a wrong address fails
+// here, within the timeout, with the address in the error.
+func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, error) {
+	if addr == "" {
+		return nil, errors.New("no buildkitd address: set BUILDKIT_HOST (for example unix:///run/buildkit/buildkitd.sock)")
+	}
+	if !strings.Contains(addr, "://") {
+		return nil, fmt.Errorf("buildkitd address %q has no scheme: use unix://, tcp:// or docker-container://", addr)
+	}
+	if (opts.Cert == "") != (opts.Key == "") {
+		return nil, fmt.Errorf("connecting to buildkitd at %s: a TLS client certificate needs both cert and key", addr)
+	}
+	var copts []client.ClientOpt
+	if opts.CACert != "" || opts.ServerName != "" {
+		copts = append(copts, client.WithServerConfig(opts.ServerName, opts.CACert))
+	}
+	if opts.Cert != "" {
+		copts = append(copts, client.WithCredentials(opts.Cert, opts.Key))
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultConnectTimeout
+	}
+	c, err := client.New(ctx, addr, copts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.Wait(wctx); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("buildkitd at %s did not answer within %s: is it running, and is the address right?", addr, timeout)
+		}
+		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
+	}
+	return &Client{addr: addr, c: c}, nil
+}
+
+// Addr is the address the client connected to.
+func (c *Client) Addr() string { return c.addr }
+
+// Close releases the connection.
+func (c *Client) Close() error { return c.c.Close() }
+
+// Worker describes one of the daemon's workers.
+type Worker struct {
+	ID        string
+	Platforms []string
+}
+
+// Workers lists the daemon's workers, as `buildctl debug workers` does.
+func (c *Client) Workers(ctx context.Context) ([]Worker, error) {
+	ws, err := c.c.ListWorkers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing workers of buildkitd at %s: %w", c.addr, err)
+	}
+	out := make([]Worker, 0, len(ws))
+	for _, w := range ws {
+		var ps []string
+		for _, p := range w.Platforms {
+			s := p.OS + "/" + p.Architecture
+			if p.Variant != "" {
+				s += "/" + p.Variant
+			}
+			ps = append(ps, s)
+		}
+		out = append(out, Worker{ID: w.ID, Platforms: ps})
+	}
+	return out, nil
+}
