@@ -1,0 +1,110 @@
+package manifest
+
+import (
+	"regexp"
+	"sort"
+	"unicode/utf8"
+)
+
+// interpolation matches what Convox replaces: ${ followed by anything up to
+// the first }. $VAR without braces is left alone.
+var interpolation = regexp.MustCompile(`\$\{([^}]*?)\}`)
+
+// replacement is one ${VAR} in the original text and what it became.
+type replacement struct {
+	name             string
+	oldStart, oldEnd int
+	newStart, newEnd int
+	missing          bool
+}
+
+// interpolated is the text after interpolation and what is needed to map a
+// position in it back to the original text.
+type interpolated struct {
+	text     []byte
+	orig     []byte
+	repls    []replacement
+	newLines []int // offsets of line starts in text
+	oldLines []int // offsets of line starts in orig
+}
+
+// interpolate replaces every ${VAR} in data with env[VAR], a missing
+// variable becoming empty, exactly as Convox does on the raw text.
+func interpolate(data []byte, env map[string]string) *interpolated {
+	in := &interpolated{orig: data}
+	locs := interpolation.FindAllSubmatchIndex(data, -1)
+	if len(locs) == 0 {
+		in.text = data
+	} else {
+		out := make([]byte, 0, len(data))
+		last := 0
+		for _, loc := range locs {
+			out = append(out, data[last:loc[0]]...)
+			name := string(data[loc[2]:loc[3]])
+			v, ok := env[name]
+			r := replacement{name: name, oldStart: loc[0], oldEnd: loc[1], newStart: len(out), missing: !ok}
+			out = append(out, v...)
+			r.newEnd = len(out)
+			in.repls = append(in.repls, r)
+			last = loc[1]
+		}
+		in.text = append(out, data[last:]...)
+	}
+	in.newLines = lineStarts(in.text)
+	in.oldLines = lineStarts(data)
+	return in
+}
+
+func lineStarts(b []byte) []int {
+	starts := []int{0}
+	for i, c := range b {
+		if c == '\n' {
+			starts = append(starts, i+1)
+		}
+	}
+	return starts
+}
+
+// position maps a 1-based line and column (in characters, as yaml.v3
+// counts them) in the interpolated text to the same place in the original
+// text. A place inside a replaced value maps to the start of its ${VAR}.
+func (in *interpolated) position(line, col int) (int, int) {
+	if len(in.repls) == 0 || line <= 0 {
+		return line, col
+	}
+	off := offsetOf(in.text, in.newLines, line, col)
+	i := sort.Search(len(in.repls), func(i int) bool { return in.repls[i].newEnd > off })
+	var old int
+	switch {
+	case i < len(in.repls) && off >= in.repls[i].newStart:
+		old = in.repls[i].oldStart
+	case i == 0:
+		old = off
+	default:
+		r := in.repls[i-1]
+		old = r.oldEnd + (off - r.newEnd)
+	}
+	return lineCol(in.orig, in.oldLines, old)
+}
+
+// offsetOf converts a 1-based line and character column to a byte offset.
+func offsetOf(b []byte, starts []int, line, col int) int {
+	if line > len(starts) {
+		return len(b)
+	}
+	off := starts[line-1]
+	for n := 1; n < col && off < len(b) && b[off] != '\n'; n++ {
+		_, size := utf8.DecodeRune(b[off:])
+		off += size
+	}
+	return off
+}
+
+// lineCol converts a byte offset to a 1-based line and character column.
+func lineCol(b []byte, starts []int, off int) (int, int) {
+	if off > len(b) {
+		off = len(b)
+	}
+	line := sort.Search(len(starts), func(i int) bool { return starts[i] > off })
+	return line, utf8.RuneCount(b[starts[line-1]:off]) + 1
+}

@@ -1,0 +1,813 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxSize is the largest convox.yml accepted, in bytes.
+const MaxSize = 1 << 20
+
+// Options controls Parse and Load. The zero value interpolates with no
+// environment and does not check required environment entries.
+type Options struct {
+	// Env is the app environment: the values for ${VAR} and for
+	// environment entries. When nil, the app environment is unknown:
+	// ${VAR} still becomes empty, as in Convox, but required entries
+	// (KEY with no default) are not checked.
+	Env map[string]string
+	// Strict reports each ${VAR} missing from Env as an error instead of
+	// replacing it with an empty string.
+	Strict bool
+}
+
+// Keys Convox knows, for unknown-key warnings.
+var (
+	topKeys     = []string{"appSettings", "balancers", "budget", "configs", "environment", "labels", "params", "resources", "services", "timers"}
+	serviceKeys = []string{"agent", "annotations", "build", "certificate", "command", "configMounts", "deployment", "dnsConfig", "domain", "drain", "disableHostUsers", "environment", "grpcHealthEnabled", "health", "liveness", "startupProbe", "image", "imagePullSecrets", "init", "initContainer", "internal", "internalRouter", "ingressAnnotations", "labels", "nodeAffinityLabels", "nodeSelectorLabels", "lifecycle", "port", "ports", "privileged", "resources", "securityContext", "scale", "singleton", "sticky", "termination", "test", "timeout", "tls", "volumes", "volumeOptions", "whitelist", "accessControl"}
+	// rawServiceKeys are service fields the build does not use, kept as
+	// written.
+	rawServiceKeys   = map[string]bool{"annotations": true, "certificate": true, "configMounts": true, "dnsConfig": true, "liveness": true, "startupProbe": true, "imagePullSecrets": true, "initContainer": true, "ingressAnnotations": true, "nodeAffinityLabels": true, "nodeSelectorLabels": true, "lifecycle": true, "securityContext": true, "volumeOptions": true, "accessControl": true}
+	buildKeys        = []string{"path", "manifest", "args", "target"}
+	deploymentKeys   = []string{"minimum", "maximum"}
+	healthKeys       = []string{"disable", "grace", "interval", "path", "port", "timeout"}
+	portKeys         = []string{"port", "scheme"}
+	scaleKeys        = []string{"count", "cpu", "memory", "gpu", "limit", "targets", "keda", "vpa", "min", "max", "autoscale"}
+	countKeys        = []string{"min", "max"}
+	terminationKeys  = []string{"grace"}
+	tlsKeys          = []string{"redirect"}
+	resourceKeys     = []string{"type", "image", "options"}
+	timerKeys        = []string{"annotations", "command", "schedule", "service", "concurrency", "parallelCount"}
+	balancerKeys     = []string{"annotations", "ports", "service", "whitelist"}
+	balancerPortKeys = []string{"protocol", "port"}
+)
+
+// Load reads and parses the convox.yml at path. Problems are reported
+// relative to path as given. On success the returned Manifest's Warnings
+// hold any warnings; on failure the error is a Problems when the file was
+// read, and the Manifest is returned too when the YAML itself was readable.
+func Load(ctx context.Context, path string, opts Options) (*Manifest, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", path, err)
+	}
+	m, _, err := Parse(path, data, opts)
+	return m, err
+}
+
+// Parse parses a convox.yml. name is the file name used in problems.
+// It returns the Manifest (nil only when the YAML cannot be read at all),
+// every problem found in file order, and, when any problem is an error, a
+// non-nil error holding the errors (a Problems).
+func Parse(name string, data []byte, opts Options) (*Manifest, Problems, error) {
+	d := &decoder{file: name}
+	if len(data) > MaxSize {
+		d.add(Error, Position{}, "file is larger than %d bytes (1 MiB); refusing to read it", MaxSize)
+		return nil, d.problems, d.problems
+	}
+	d.in = interpolate(data, opts.Env)
+	if opts.Strict {
+		for _, r := range d.in.repls {
+			if r.missing {
+				l, c := lineCol(data, d.in.oldLines, r.oldStart)
+				d.add(Error, Position{l, c}, "${%s}: %s is not set in the environment", r.name, r.name)
+			}
+		}
+	}
+	var doc yaml.Node
+	if err := unmarshal(d.in.text, &doc); err != nil {
+		d.syntaxError(err)
+		ps := d.problems.sorted()
+		return nil, ps, ps.Err()
+	}
+	m := &Manifest{File: name, env: opts.Env}
+	if len(doc.Content) > 0 {
+		d.manifest(m, doc.Content[0])
+	}
+	m.applyDefaults(d)
+	m.validate(d)
+	ps := d.problems.sorted()
+	m.Warnings = ps.Warnings()
+	return m, ps, ps.Err()
+}
+
+// unmarshal is yaml.Unmarshal that turns a panic in the YAML library into
+// an error.
+func unmarshal(data []byte, n *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: %v", r)
+		}
+	}()
+	return yaml.Unmarshal(data, n)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError reports a YAML syntax error at the line the YAML library
+// names, at the first character on that line (the library gives no column).
+func (d *decoder) syntaxError(err error) {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		col := 1
+		if line >= 1 && line <= len(d.in.newLines) {
+			start := d.in.newLines[line-1]
+			rest := d.in.text[start:]
+			for col-1 < len(rest) && (rest[col-1] == ' ' || rest[col-1] == '\t') {
+				col++
+			}
+		}
+		l, c := d.in.position(line, col)
+		d.add(Error, Position{l, c}, "invalid YAML: %s", m[2])
+		return
+	}
+	d.add(Error, Position{}, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+func (d *decoder) manifest(m *Manifest, root *yaml.Node) {
+	fs, _ := d.mapping(root, "the top level")
+	for _, f := range fs {
+		switch f.key {
+		case "appSettings":
+			m.AppSettings = d.raw(f.v)
+		case "balancers":
+			d.balancers(m, f.v)
+		case "budget":
+			m.Budget = d.raw(f.v)
+		case "configs":
+			m.Configs = d.raw(f.v)
+			d.configs(f.v)
+		case "environment":
+			m.Environment, m.envPos = d.environment(f.v, "environment")
+		case "labels":
+			m.Labels = d.labels(f.v, "labels")
+		case "params":
+			m.Params = d.stringMap(f.v, "params")
+		case "resources":
+			d.resources(m, f.v)
+		case "services":
+			d.services(m, f.v)
+		case "timers":
+			d.timers(m, f.v)
+		default:
+			d.unknown(f, "", topKeys)
+		}
+	}
+}
+
+// raw copies a node, resolving aliases, so it can be written back alone.
+func (d *decoder) raw(n *yaml.Node) Raw {
+	n = d.resolve(n)
+	if isNull(n) {
+		return Raw{}
+	}
+	return Raw{Node: d.copyNode(n, 0)}
+}
+
+func (d *decoder) copyNode(n *yaml.Node, depth int) *yaml.Node {
+	c := *n
+	c.Anchor = ""
+	c.Alias = nil
+	c.Content = nil
+	if depth > 100 {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
+	}
+	for _, e := range n.Content {
+		if e = d.resolve(e); e == nil {
+			break
+		}
+		c.Content = append(c.Content, d.copyNode(e, depth+1))
+	}
+	return &c
+}
+
+func (d *decoder) configs(n *yaml.Node) {
+	n = d.resolve(n)
+	if n == nil || n.Kind != yaml.SequenceNode {
+		if !isNull(n) {
+			d.errorf(n, "configs must be a list, not %s", kindName(n))
+		}
+		return
+	}
+	for _, e := range n.Content {
+		fs, _ := d.mapping(e, "configs")
+		id := ""
+		for _, f := range fs {
+			if f.key == "id" {
+				id, _ = d.str(f.v, "configs id")
+			}
+		}
+		if id == "" {
+			d.errorf(e, "configs[*].id is required")
+		}
+	}
+}
+
+// labels reads a labels mapping, reporting Convox's reserved keys.
+func (d *decoder) labels(n *yaml.Node, what string) map[string]string {
+	fs, _ := d.mapping(n, what)
+	if len(fs) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, f := range fs {
+		if reservedLabels[f.key] {
+			d.errorf(f.k, "reserved label key '%s' is not allowed", f.key)
+		}
+		v, _ := d.str(f.v, what+"."+f.key)
+		out[f.key] = v
+	}
+	return out
+}
+
+var reservedLabels = map[string]bool{"system": true, "rack": true, "app": true, "name": true, "service": true, "release": true, "type": true}
+
+func (d *decoder) services(m *Manifest, n *yaml.Node) {
+	fs, _ := d.mapping(n, "services")
+	for _, f := range fs {
+		p := d.at(f.k)
+		s := &Service{Name: f.key, Line: p.Line, Col: p.Col, set: map[string]bool{}, pos: map[string]Position{}}
+		d.service(s, f.v)
+		m.Services = append(m.Services, s)
+	}
+}
+
+func (d *decoder) service(s *Service, n *yaml.Node) {
+	what := "service " + s.Name
+	fs, _ := d.mapping(n, what)
+	for _, f := range fs {
+		s.set[f.key] = true
+		s.pos[f.key] = d.at(f.k)
+		fw := what + ": " + f.key
+		switch f.key {
+		case "agent":
+			d.agent(s, f.v)
+		case "build":
+			d.build(s, f.v, what)
+		case "command":
+			s.Command, _ = d.str(f.v, fw)
+		case "deployment":
+			for _, g := range d.sub(s, f, what, deploymentKeys) {
+				switch g.key {
+				case "minimum":
+					s.Deployment.Minimum, _ = d.integer(g.v, fw+".minimum")
+				case "maximum":
+					s.Deployment.Maximum, _ = d.integer(g.v, fw+".maximum")
+				}
+			}
+		case "disableHostUsers":
+			s.DisableHostUsers, _ = d.boolean(f.v, fw)
+		case "domain":
+			d.domain(s, f.v)
+		case "drain":
+			s.Drain, _ = d.integer(f.v, fw)
+		case "environment":
+			s.ownEnv, s.ownEnvPos = d.environment(f.v, fw)
+		case "grpcHealthEnabled":
+			s.GrpcHealthEnabled, _ = d.boolean(f.v, fw)
+		case "health":
+			d.health(s, f, what)
+		case "image":
+			s.Image, _ = d.str(f.v, fw)
+		case "init":
+			s.Init, _ = d.boolean(f.v, fw)
+		case "internal":
+			s.Internal, _ = d.boolean(f.v, fw)
+		case "internalRouter":
+			s.InternalRouter, _ = d.boolean(f.v, fw)
+		case "labels":
+			s.ownLabels = d.labels(f.v, fw)
+		case "port":
+			s.Port = d.port(f.v, fw)
+		case "ports":
+			d.ports(s, f.v, fw)
+		case "privileged":
+			s.Privileged, _ = d.boolean(f.v, fw)
+		case "resources":
+			var pos []Position
+			s.Resources, pos = d.strs(f.v, fw, false)
+			for i, p := range pos {
+				s.pos["resources."+strconv.Itoa(i)] = p
+			}
+		case "scale":
+			d.scale(s, f, what)
+		case "singleton":
+			s.Singleton, _ = d.boolean(f.v, fw)
+		case "sticky":
+			s.Sticky, _ = d.boolean(f.v, fw)
+		case "termination":
+			for _, g := range d.sub(s, f, what, terminationKeys) {
+				s.Termination.Grace, _ = d.integer(g.v, fw+".grace")
+			}
+		case "test":
+			s.Test, _ = d.str(f.v, fw)
+		case "timeout":
+			s.Timeout, _ = d.integer(f.v, fw)
+		case "tls":
+			for _, g := range d.sub(s, f, what, tlsKeys) {
+				s.TLS.Redirect, _ = d.boolean(g.v, fw+".redirect")
+			}
+		case "volumes":
+			s.Volumes, _ = d.strs(f.v, fw, false)
+		case "whitelist":
+			s.Whitelist, _ = d.str(f.v, fw)
+		default:
+			if rawServiceKeys[f.key] {
+				if r := d.raw(f.v); !r.IsZero() {
+					if s.Extra == nil {
+						s.Extra = map[string]Raw{}
+					}
+					s.Extra[f.key] = r
+				}
+				continue
+			}
+			d.unknown(f, what, serviceKeys)
+		}
+	}
+}
+
+// sub reads a nested mapping of a service, recording which of its keys are
+// set and warning about unknown ones.
+func (d *decoder) sub(s *Service, f field, what string, known []string) []field {
+	fs, _ := d.mapping(f.v, what+": "+f.key)
+	var out []field
+	for _, g := range fs {
+		if !contains(known, g.key) {
+			d.unknown(g, what+": "+f.key, known)
+			continue
+		}
+		s.set[f.key+"."+g.key] = true
+		s.pos[f.key+"."+g.key] = d.at(g.k)
+		out = append(out, g)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoder) agent(s *Service, n *yaml.Node) {
+	n = d.resolve(n)
+	if isNull(n) {
+		return
+	}
+	if b, ok := yaml11Bool(n); ok {
+		s.Agent = b
+		return
+	}
+	if n.Kind == yaml.MappingNode {
+		d.errorf(n, "service %s: agent ports are now specified at the service level", s.Name)
+		return
+	}
+	d.errorf(n, "service %s: could not parse agent: %s", s.Name, n.Value)
+}
+
+func (d *decoder) build(s *Service, n *yaml.Node, what string) {
+	n = d.resolve(n)
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.ScalarNode && goType(n) == "string":
+		s.Build.Path = n.Value
+		s.pos["build.path"] = d.at(n)
+	case n.Kind == yaml.MappingNode:
+		fs, _ := d.mapping(n, what+": build")
+		for _, f := range fs {
+			fw := what + ": build." + f.key
+			s.pos["build."+f.key] = d.at(f.v)
+			switch f.key {
+			case "path":
+				s.Build.Path, _ = d.str(f.v, fw)
+			case "manifest":
+				s.Build.Manifest, _ = d.str(f.v, fw)
+			case "target":
+				s.Build.Target, _ = d.str(f.v, fw)
+			case "args":
+				s.Build.Args = d.buildArgs(f.v, fw)
+			default:
+				d.unknown(f, what+": build", buildKeys)
+			}
+		}
+	default:
+		d.errorf(n, "unknown type for service build: %s", goType(n))
+	}
+}
+
+// buildArgs reads build.args: Convox's list of KEY=value (or KEY) strings,
+// or a mapping of KEY: value.
+func (d *decoder) buildArgs(n *yaml.Node, what string) []string {
+	n = d.resolve(n)
+	if n != nil && n.Kind == yaml.MappingNode {
+		fs, _ := d.mapping(n, what)
+		var out []string
+		for _, f := range fs {
+			v, _ := d.str(f.v, what+"."+f.key)
+			out = append(out, f.key+"="+v)
+		}
+		return out
+	}
+	out, _ := d.strs(n, what, false)
+	return out
+}
+
+func (d *decoder) domain(s *Service, n *yaml.Node) {
+	n = d.resolve(n)
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.ScalarNode && goType(n) == "string":
+		for _, p := range strings.Split(n.Value, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				s.Domains = append(s.Domains, p)
+			}
+		}
+	case n.Kind == yaml.SequenceNode:
+		for _, e := range n.Content {
+			e = d.resolve(e)
+			if e == nil || e.Kind != yaml.ScalarNode || goType(e) != "string" {
+				if e != nil {
+					d.errorf(e, "unknown type for service domain: %s", goType(e))
+				}
+				continue
+			}
+			if p := strings.TrimSpace(e.Value); p != "" {
+				s.Domains = append(s.Domains, p)
+			}
+		}
+	default:
+		d.errorf(n, "unknown type for service domain: %s", goType(n))
+	}
+}
+
+func (d *decoder) health(s *Service, f field, what string) {
+	n := d.resolve(f.v)
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.ScalarNode && goType(n) == "string":
+		s.Health.Path = n.Value
+	case n.Kind == yaml.MappingNode:
+		// Convox ignores values of the wrong type here; so do we, with a
+		// warning.
+		for _, g := range d.sub(s, f, what, healthKeys) {
+			v := d.resolve(g.v)
+			if isNull(v) {
+				continue
+			}
+			fw := what + ": health." + g.key
+			switch g.key {
+			case "path":
+				if v.Kind == yaml.ScalarNode && goType(v) == "string" {
+					s.Health.Path = v.Value
+					continue
+				}
+			case "disable":
+				if b, ok := yaml11Bool(v); ok {
+					s.Health.Disable = b
+					continue
+				}
+			case "port":
+				d.port(v, fw)
+				continue
+			default:
+				if v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
+					i, _ := d.integer(v, fw)
+					switch g.key {
+					case "grace":
+						s.Health.Grace = i
+					case "interval":
+						s.Health.Interval = i
+					case "timeout":
+						s.Health.Timeout = i
+					}
+					continue
+				}
+			}
+			d.warnf(v, "%s: %s has the wrong type and Convox ignores it", fw, kindName(v))
+		}
+	default:
+		d.errorf(n, "unknown type for service health: %s", goType(n))
+	}
+}
+
+// port reads port: 3000, "https:3000" or {port, scheme}.
+func (d *decoder) port(n *yaml.Node, what string) Port {
+	n = d.resolve(n)
+	var p Port
+	switch {
+	case isNull(n):
+		return p
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!int":
+		p.Port, _ = d.integer(n, what)
+	case n.Kind == yaml.ScalarNode:
+		p = d.portString(n, what)
+	case n.Kind == yaml.MappingNode:
+		fs, _ := d.mapping(n, what)
+		for _, f := range fs {
+			switch f.key {
+			case "port":
+				v := d.resolve(f.v)
+				if v != nil && v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
+					p.Port, _ = d.integer(v, what+".port")
+				} else if v != nil && v.Kind == yaml.ScalarNode && !isNull(v) {
+					q := d.portString(v, what+".port")
+					p.Port = q.Port
+					if q.Scheme != "" {
+						p.Scheme = q.Scheme
+					}
+				} else if !isNull(v) {
+					d.errorf(v, "%s: could not parse port: %s", what, kindName(v))
+				}
+			case "scheme":
+				p.Scheme, _ = d.str(f.v, what+".scheme")
+			default:
+				d.unknown(f, what, portKeys)
+			}
+		}
+		if p.Port == 0 {
+			d.errorf(n, "%s: could not parse port: no port given", what)
+		}
+	default:
+		d.errorf(n, "%s: invalid port: %s", what, kindName(n))
+	}
+	if p.Scheme == "grpc" {
+		p.Scheme = "GRPC"
+	}
+	return p
+}
+
+func (d *decoder) portString(n *yaml.Node, what string) Port {
+	var p Port
+	ps := strings.Split(n.Value, ":")
+	pp := ps[0]
+	if len(ps) > 1 {
+		p.Scheme, pp = ps[0], ps[1]
+	}
+	i, err := strconv.Atoi(pp)
+	if err != nil {
+		d.errorf(n, "%s: invalid port %q (expected PORT or SCHEME:PORT)", what, n.Value)
+		return Port{}
+	}
+	p.Port = i
+	return p
+}
+
+func (d *decoder) ports(s *Service, n *yaml.Node, what string) {
+	n = d.resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, "%s must be a list, not %s", what, kindName(n))
+		return
+	}
+	for _, e := range n.Content {
+		e = d.resolve(e)
+		switch {
+		case e == nil || isNull(e):
+		case e.Kind == yaml.ScalarNode && e.Tag == "!!int":
+			i, _ := d.integer(e, what)
+			s.Ports = append(s.Ports, PortProtocol{Port: i, Protocol: "tcp"})
+		case e.Kind == yaml.ScalarNode:
+			ps := strings.Split(e.Value, "/")
+			i, err := strconv.Atoi(ps[0])
+			if err != nil {
+				d.errorf(e, "%s: invalid port %q (expected PORT or PORT/PROTOCOL)", what, e.Value)
+				continue
+			}
+			pp := PortProtocol{Port: i}
+			if len(ps) > 1 {
+				pp.Protocol = ps[1]
+			}
+			s.Ports = append(s.Ports, pp)
+		default:
+			d.errorf(e, "%s: invalid port: %s", what, kindName(e))
+		}
+	}
+}
+
+// scale reads scale: 3, "1-5" or {count, cpu, memory, ...}.
+func (d *decoder) scale(s *Service, f field, what string) {
+	n := d.resolve(f.v)
+	fw := what + ": scale"
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.ScalarNode:
+		s.Scale.Count = d.count(n, fw)
+	case n.Kind == yaml.MappingNode:
+		for _, g := range d.sub(s, f, what, scaleKeys) {
+			switch g.key {
+			case "count":
+				s.Scale.Count = d.count(g.v, fw+".count")
+			case "cpu":
+				s.Scale.Cpu, _ = d.integer(g.v, fw+".cpu")
+			case "memory":
+				s.Scale.Memory, _ = d.integer(g.v, fw+".memory")
+			default:
+				if r := d.raw(g.v); !r.IsZero() {
+					if s.Scale.Extra == nil {
+						s.Scale.Extra = map[string]Raw{}
+					}
+					s.Scale.Extra[g.key] = r
+				}
+			}
+		}
+	default:
+		d.errorf(n, "unknown type for service scale: %s", goType(n))
+	}
+}
+
+// count reads a scale count: 2, "2", "1-5" or {min, max}.
+func (d *decoder) count(n *yaml.Node, what string) ScaleCount {
+	n = d.resolve(n)
+	var c ScaleCount
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!int":
+		c.Min, _ = d.integer(n, what)
+		c.Max = c.Min
+	case n.Kind == yaml.ScalarNode:
+		parts := strings.Split(n.Value, "-")
+		var err1, err2 error
+		switch len(parts) {
+		case 1:
+			c.Min, err1 = strconv.Atoi(parts[0])
+			c.Max = c.Min
+		case 2:
+			c.Min, err1 = strconv.Atoi(parts[0])
+			c.Max, err2 = strconv.Atoi(parts[1])
+		default:
+			err1 = strconv.ErrSyntax
+		}
+		if err1 != nil || err2 != nil {
+			d.errorf(n, "%s: invalid scale: %s (expected COUNT or MIN-MAX)", what, n.Value)
+			return ScaleCount{}
+		}
+	case n.Kind == yaml.MappingNode:
+		fs, _ := d.mapping(n, what)
+		for _, f := range fs {
+			v := d.resolve(f.v)
+			var i int
+			switch {
+			case isNull(v):
+				continue
+			case v.Kind == yaml.ScalarNode && v.Tag == "!!int":
+				i, _ = d.integer(v, what+"."+f.key)
+			case v.Kind == yaml.ScalarNode:
+				var err error
+				if i, err = strconv.Atoi(v.Value); err != nil {
+					d.errorf(v, "%s: invalid scale: %s", what, v.Value)
+				}
+			default:
+				d.errorf(v, "%s: invalid scale: %s", what, kindName(v))
+			}
+			switch f.key {
+			case "min":
+				c.Min = i
+			case "max":
+				c.Max = i
+			default:
+				d.unknown(f, what, countKeys)
+			}
+		}
+	default:
+		d.errorf(n, "%s: invalid scale: %s", what, kindName(n))
+	}
+	return c
+}
+
+func (d *decoder) resources(m *Manifest, n *yaml.Node) {
+	fs, _ := d.mapping(n, "resources")
+	for _, f := range fs {
+		p := d.at(f.k)
+		r := &Resource{Name: f.key, Line: p.Line, Col: p.Col}
+		what := "resource " + f.key
+		gs, _ := d.mapping(f.v, what)
+		for _, g := range gs {
+			switch g.key {
+			case "type":
+				r.Type, _ = d.str(g.v, what+": type")
+			case "image":
+				r.Image, _ = d.str(g.v, what+": image")
+			case "options":
+				r.Options = d.stringMap(g.v, what+": options")
+			default:
+				d.unknown(g, what, resourceKeys)
+			}
+		}
+		m.Resources = append(m.Resources, r)
+	}
+}
+
+func (d *decoder) timers(m *Manifest, n *yaml.Node) {
+	fs, _ := d.mapping(n, "timers")
+	for _, f := range fs {
+		p := d.at(f.k)
+		t := &Timer{Name: f.key, Line: p.Line, Col: p.Col, pos: map[string]Position{}}
+		what := "timer " + f.key
+		gs, _ := d.mapping(f.v, what)
+		for _, g := range gs {
+			t.pos[g.key] = d.at(g.v)
+			switch g.key {
+			case "annotations":
+				t.Annotations = d.raw(g.v)
+			case "command":
+				t.Command, _ = d.str(g.v, what+": command")
+			case "concurrency":
+				t.Concurrency, _ = d.str(g.v, what+": concurrency")
+			case "parallelCount":
+				t.ParallelCount, _ = d.integer(g.v, what+": parallelCount")
+			case "schedule":
+				t.Schedule, _ = d.str(g.v, what+": schedule")
+			case "service":
+				t.Service, _ = d.str(g.v, what+": service")
+			default:
+				d.unknown(g, what, timerKeys)
+			}
+		}
+		m.Timers = append(m.Timers, t)
+	}
+}
+
+func (d *decoder) balancers(m *Manifest, n *yaml.Node) {
+	fs, _ := d.mapping(n, "balancers")
+	for _, f := range fs {
+		p := d.at(f.k)
+		b := &Balancer{Name: f.key, Line: p.Line, Col: p.Col, pos: map[string]Position{}}
+		what := "balancer " + f.key
+		gs, _ := d.mapping(f.v, what)
+		for _, g := range gs {
+			b.pos[g.key] = d.at(g.v)
+			switch g.key {
+			case "annotations":
+				b.Annotations = d.raw(g.v)
+			case "ports":
+				d.balancerPorts(b, g.v, what+": ports")
+			case "service":
+				b.Service, _ = d.str(g.v, what+": service")
+			case "whitelist":
+				var pos []Position
+				b.Whitelist, pos = d.strs(g.v, what+": whitelist", true)
+				for i, p := range pos {
+					b.pos["whitelist."+strconv.Itoa(i)] = p
+				}
+			default:
+				d.unknown(g, what, balancerKeys)
+			}
+		}
+		m.Balancers = append(m.Balancers, b)
+	}
+}
+
+func (d *decoder) balancerPorts(b *Balancer, n *yaml.Node, what string) {
+	fs, _ := d.mapping(n, what)
+	for _, f := range fs {
+		src, err := strconv.Atoi(f.key)
+		if err != nil {
+			d.errorf(f.k, "%s: port %q is not a number", what, f.key)
+			continue
+		}
+		bp := BalancerPort{Source: src}
+		v := d.resolve(f.v)
+		switch {
+		case isNull(v):
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!int":
+			bp.Protocol = "TCP"
+			bp.Target, _ = d.integer(v, what+"."+f.key)
+		case v.Kind == yaml.MappingNode:
+			gs, _ := d.mapping(v, what+"."+f.key)
+			for _, g := range gs {
+				switch g.key {
+				case "protocol":
+					bp.Protocol, _ = d.str(g.v, what+"."+f.key+".protocol")
+				case "port":
+					bp.Target, _ = d.integer(g.v, what+"."+f.key+".port")
+				default:
+					d.unknown(g, what+"."+f.key, balancerPortKeys)
+				}
+			}
+		default:
+			d.warnf(v, "%s.%s: %s has the wrong type and Convox ignores it", what, f.key, kindName(v))
+		}
+		b.Ports = append(b.Ports, bp)
+	}
+}
