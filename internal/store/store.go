@@ -195,6 +195,9 @@ func parseURL(dbURL string) (kind, target string, err error) {
 		return "postgres", dbURL, nil
 	case strings.HasPrefix(dbURL, "sqlite:"), strings.HasPrefix(dbURL, "file:"):
 		_, rest, _ := strings.Cut(dbURL, ":")
+		if rest == "" || strings.ContainsAny(rest, "?#") {
+			return "", "", fmt.Errorf("database URL %q: want sqlite:///absolute/path.db or file:path.db, without parameters", dbURL)
+		}
 		if strings.HasPrefix(rest, "//") {
 			// sqlite:///abs/path or sqlite://localhost/abs/path
 			u, err := url.Parse(dbURL)
@@ -206,8 +209,8 @@ func parseURL(dbURL string) (kind, target string, err error) {
 			}
 			rest = u.Path
 		}
-		if rest == "" || strings.ContainsAny(rest, "?#") {
-			return "", "", fmt.Errorf("database URL %q: want sqlite:///absolute/path.db or file:path.db, without parameters", dbURL)
+		if rest == "" {
+			return "", "", fmt.Errorf("database URL %q: no file path (want sqlite:///absolute/path.db)", dbURL)
 		}
 		return "sqlite", rest, nil
 	case strings.Contains(dbURL, "://"):
