@@ -60,31 +60,28 @@ func PostgresURL(t testing.TB) string {
 }
 
 // StopPostgres stops the cluster PostgresURL started, if any, and removes
-// its files. Call it once the tests have run; PostgresURL fails after it.
+// its files. Call it once the tests have run (a later PostgresURL would
+// start a new cluster).
 func StopPostgres() {
 	pgMu.Lock()
 	defer pgMu.Unlock()
-	pgStopped = true
 	if pgCluster != nil {
 		pgCluster.stop()
-		pgCluster = nil
 	}
+	pgCluster, pgErr = nil, nil
 }
 
 var (
 	pgMu      sync.Mutex
 	pgCluster *postgresCluster
-	pgErr     error
-	pgStopped bool
+	pgErr     error // why the cluster could not start: not retried
+	pgBinGlob = "/usr/lib/postgresql/*/bin/postgres"
 )
 
 func startPostgresOnce() (*postgresCluster, error) {
 	pgMu.Lock()
 	defer pgMu.Unlock()
-	switch {
-	case pgStopped:
-		return nil, errors.New("already stopped by StopPostgres")
-	case pgCluster == nil && pgErr == nil:
+	if pgCluster == nil && pgErr == nil {
 		pgCluster, pgErr = startPostgres()
 	}
 	return pgCluster, pgErr
@@ -108,7 +105,7 @@ func (c *postgresCluster) url(db string) string {
 // postgresBin finds the directory of Debian's PostgreSQL server programs,
 // the newest version when several are installed.
 func postgresBin() (string, error) {
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	found, _ := filepath.Glob(pgBinGlob)
 	sort.Slice(found, func(i, j int) bool {
 		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(found[i]))))
 		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(found[j]))))
@@ -128,8 +125,12 @@ func startPostgres() (*postgresCluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeOrphanedPostgresDirs()
 	dir, err := os.MkdirTemp("", "testenv-postgres-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	c := &postgresCluster{dir: dir, password: pgRandomHex(12)}
@@ -182,6 +183,29 @@ func startPostgres() (*postgresCluster, error) {
 	}
 	ok = true
 	return c, nil
+}
+
+// removeOrphanedPostgresDirs removes the directories of clusters whose
+// test process died without StopPostgres (their server exits with it).
+func removeOrphanedPostgresDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "testenv-postgres-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue // just created, or not ours
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if pm, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
+			server, _ := strconv.Atoi(strings.SplitN(string(pm), "\n", 2)[0])
+			if server > 0 && syscall.Kill(server, 0) != syscall.ESRCH {
+				continue // its server is still shutting down
+			}
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 // pgUnprivileged is the user to run PostgreSQL as when we are root.
