@@ -92,7 +92,7 @@ func Parse(name string, data []byte, opts Options) (*Manifest, Problems, error) 
 	var doc yaml.Node
 	if err := unmarshal(d.in.text, &doc); err != nil {
 		d.syntaxError(err)
-		ps := d.problems.sorted()
+		ps := d.problems.Sorted()
 		return nil, ps, ps.Err()
 	}
 	m := &Manifest{File: name, env: opts.Env}
@@ -101,7 +101,7 @@ func Parse(name string, data []byte, opts Options) (*Manifest, Problems, error) 
 	}
 	m.applyDefaults(d)
 	m.validate(d)
-	ps := d.problems.sorted()
+	ps := d.problems.Sorted()
 	m.Warnings = ps.Warnings()
 	return m, ps, ps.Err()
 }

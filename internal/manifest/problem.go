@@ -96,9 +96,9 @@ func (ps Problems) filter(s Severity) Problems {
 	return out
 }
 
-// sorted orders problems by position, keeping the order of problems at the
-// same position, and drops exact duplicates.
-func (ps Problems) sorted() Problems {
+// Sorted orders problems by position, keeping the order of problems at the
+// same position, and drops exact duplicates. It reorders ps in place.
+func (ps Problems) Sorted() Problems {
 	sort.SliceStable(ps, func(i, j int) bool {
 		if ps[i].Line != ps[j].Line {
 			return ps[i].Line < ps[j].Line

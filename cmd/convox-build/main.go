@@ -1,0 +1,23 @@
+// Command convox-build builds Convox apps with BuildKit and validates their
+// convox.yml. All behaviour is in internal/cli; this only wires the process
+// to it.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/convox-build-action/convox-build-action/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ios := &cli.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, IsTerminal: isatty.IsTerminal(os.Stdout.Fd())}
+	code := cli.Main(ctx, os.Args[1:], ios, os.Getenv)
+	stop()
+	os.Exit(code)
+}
