@@ -42,7 +42,6 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	// SQLite has one writer at a time: with one connection writers queue in
 	// database/sql instead of failing with SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
-	db.SetConnMaxIdleTime(0)
 	s := &sqlStore{db: db, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -50,6 +49,11 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	}
 	return s, nil
 }
+
+// postgresMaxConns bounds a Store's PostgreSQL connections, so that several
+// processes sharing a server stay well under its max_connections (100 by
+// default).
+const postgresMaxConns = 10
 
 func openPostgres(ctx context.Context, dbURL string) (Store, error) {
 	wrap := func(err error) error {
@@ -60,6 +64,9 @@ func openPostgres(ctx context.Context, dbURL string) (Store, error) {
 		return nil, wrap(err)
 	}
 	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(postgresMaxConns)
+	db.SetMaxIdleConns(postgresMaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, wrap(err)

@@ -154,7 +154,8 @@ type Store interface {
 //     plain file path opens that SQLite file, creating it (mode 0600) and
 //     its directory (0700) if missing.
 //
-// SQLite runs in WAL mode with a busy timeout and one connection.
+// SQLite runs in WAL mode with a busy timeout and one connection; a
+// PostgreSQL Store uses up to 10 connections.
 func Open(ctx context.Context, dbURL string) (Store, error) {
 	kind, target, err := parseURL(dbURL)
 	if err != nil {
