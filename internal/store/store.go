@@ -138,8 +138,9 @@ type Store interface {
 	AppendLogs(ctx context.Context, buildID string, lines []string) error
 	// ReadLogs returns up to limit lines (all when limit <= 0) whose Seq
 	// is greater than afterSeq, in order. To follow a log, pass the Seq of
-	// the last line read. An unknown build is ErrNotFound; a build without
-	// (more) lines gives an empty slice.
+	// the last line read: lines become visible in Seq order, so a follower
+	// misses none. An unknown build is ErrNotFound; a build without (more)
+	// lines gives no lines and no error.
 	ReadLogs(ctx context.Context, buildID string, afterSeq int64, limit int) ([]LogLine, error)
 
 	Close() error
