@@ -119,12 +119,31 @@ func unmarshal(data []byte, n *yaml.Node) (err error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// parserProblems are the YAML library's parser (not scanner) errors, whose
+// line it reports counting from 0: the line of the construct that is not
+// closed properly.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 // syntaxError reports a YAML syntax error at the line the YAML library
 // names, at the first character on that line (the library gives no column).
 func (d *decoder) syntaxError(err error) {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if parserProblems[m[2]] {
+			line++
+		}
 		col := 1
 		if line >= 1 && line <= len(d.in.newLines) {
 			start := d.in.newLines[line-1]
