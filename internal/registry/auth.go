@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -89,7 +90,7 @@ func NewAuth(opts AuthOptions) (*Auth, error) {
 			return nil, fmt.Errorf("registry credentials: two pairs for %s; give one", host)
 		}
 		a.pairs[host] = credential{Username: user, Password: password}
-		a.addSecret(password)
+		a.addCredentialSecrets(user, password)
 	}
 
 	switch u, p := opts.DockerHubUsername, opts.DockerHubPassword; {
@@ -99,7 +100,7 @@ func NewAuth(opts AuthOptions) (*Auth, error) {
 		return nil, errors.New("docker hub credentials: DOCKER_HUB_PASSWORD is set but DOCKER_HUB_USERNAME is empty; set both or neither")
 	case u != "":
 		a.hub = &credential{Username: u, Password: p}
-		a.addSecret(p)
+		a.addCredentialSecrets(u, p)
 	}
 
 	dir := opts.DockerConfigDir
@@ -119,7 +120,8 @@ func NewAuth(opts AuthOptions) (*Auth, error) {
 	}
 	a.cf = cf
 	for _, ac := range cf.GetAuthConfigs() {
-		a.addSecret(ac.Password, ac.Auth, ac.IdentityToken, ac.RegistryToken)
+		a.addCredentialSecrets(ac.Username, ac.Password)
+		a.addSecret(ac.IdentityToken, ac.RegistryToken)
 	}
 	return a, nil
 }
@@ -198,6 +200,15 @@ func (a *Auth) Secrets() []string {
 	return slices.Clone(a.secrets)
 }
 
+// addCredentialSecrets records a password and the base64 "user:password"
+// that Basic auth headers and config files carry.
+func (a *Auth) addCredentialSecrets(user, password string) {
+	if password == "" {
+		return
+	}
+	a.addSecret(password, base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+}
+
 func (a *Auth) addSecret(values ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -243,7 +254,8 @@ func (a *Auth) lookup(rawHost string) (credential, error) {
 	if c.Password == "" && c.IdentityToken == "" && ac.RegistryToken != "" {
 		c.Password = ac.RegistryToken
 	}
-	a.addSecret(c.Password, c.IdentityToken)
+	a.addCredentialSecrets(c.Username, c.Password)
+	a.addSecret(c.IdentityToken)
 	a.mu.Lock()
 	a.helper[host] = cachedCredential{cred: c, fetched: time.Now()}
 	a.mu.Unlock()

@@ -11,6 +11,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -192,7 +193,8 @@ func Digest(ctx context.Context, ref string, opts Options) (string, error) {
 	if err == nil {
 		return desc.Digest.String(), nil
 	}
-	if _, ok := err.(*transport.Error); ok {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
 		return "", c.fail("resolving", r, err)
 	}
 	// Some registries answer HEAD without Docker-Content-Digest.
