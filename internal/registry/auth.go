@@ -52,8 +52,9 @@ type AuthOptions struct {
 // `auths` entries and credential helpers (`credHelpers`, `credsStore`), read
 // through docker/cli; else anonymous.
 //
-// An Auth is safe for concurrent use. Answers from credential helpers are
-// reused for five minutes.
+// Like the docker CLI, the config-file step also honours DOCKER_AUTH_CONFIG.
+// An Auth is safe for concurrent use; a nil *Auth is anonymous. Answers from
+// credential helpers are reused for five minutes.
 type Auth struct {
 	pairs map[string]credential // by canonical host
 	hub   *credential
@@ -221,6 +222,9 @@ func (a *Auth) addSecret(values ...string) {
 
 // lookup finds the credential for host; the zero credential is anonymous.
 func (a *Auth) lookup(rawHost string) (credential, error) {
+	if a == nil {
+		return credential{}, nil
+	}
 	host := canonicalHost(rawHost)
 	if c, ok := a.pairs[host]; ok {
 		return c, nil

@@ -81,9 +81,23 @@ func (c *call) newError(op, ref, registryHost string, err error) error {
 	if e.Host != registryHost {
 		e.msg += " (from " + e.Host + ")"
 	}
+	if e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden {
+		e.msg += c.credentialsHint(registryHost)
+	}
 	if n := c.rt.gaveUp(e.Host); n > 1 {
 		e.msg += fmt.Sprintf(" (gave up after %d attempts)", n)
 	}
 	e.msg = Redact(e.msg, c.secrets())
 	return e
+}
+
+// credentialsHint says whether this call had credentials for host, for a 401
+// or 403.
+func (c *call) credentialsHint(host string) string {
+	if c.opts.Auth != nil {
+		if cred, err := c.opts.Auth.lookup(host); err == nil && cred != (credential{}) {
+			return " (the credentials for " + host + " were refused or lack access)"
+		}
+	}
+	return " (no credentials for " + host + "; give host=user:password or use docker login)"
 }

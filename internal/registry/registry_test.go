@@ -312,6 +312,13 @@ printf '{"ServerURL":"%%s","Username":%q,"Secret":%q}' "$host"
 			if !strings.HasPrefix(msg, wantPrefix) {
 				t.Errorf("error %q, want it to start %q", msg, wantPrefix)
 			}
+			hint := " (no credentials for " + dst + "; give host=user:password or use docker login)"
+			if tc.auth != nil && tc.name == "with a wrong password" {
+				hint = " (the credentials for " + dst + " were refused or lack access)"
+			}
+			if !strings.HasSuffix(msg, hint) {
+				t.Errorf("error %q, want it to end %q", msg, hint)
+			}
 			if strings.Contains(msg, password) {
 				t.Errorf("error %q shows the password", msg)
 			}
@@ -499,4 +506,45 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorsAreRedacted(t *testing.T) {
+	isolate(t)
+	ctx := context.Background()
+	const password = "hunter2-secret"
+	src, dst := startRegistry(t, "", ""), startRegistry(t, "", "")
+	pushImage(t, src+"/app:v1")
+
+	// In front of dst, a gateway that denies manifest pushes with a message
+	// echoing the password and a signed URL.
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: dst})
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `{"errors":[{"code":"DENIED","message":"user octo:%s may not push; see https://octo:%s@auth.example/why?sig=abc123 for help"}]}`, password, password)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeIdleConnections(); gw.Close() })
+	host := gw.Listener.Addr().String()
+
+	auth, err := NewAuth(AuthOptions{Pairs: []string{host + "=octo:" + password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Copy(ctx, src+"/app:v1", host+"/app:web.BREDACTEDXX", Options{Auth: auth, Retry: fastRetry})
+	want := "pushing " + host + "/app:web.BREDACTEDXX: 403 Forbidden: user octo:*** may not push; see https://auth.example/why for help" +
+		" (the credentials for " + host + " were refused or lack access)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n %v\nwant\n %s", err, want)
+	}
 }
