@@ -69,7 +69,6 @@ type retryTransport struct {
 	retry Retry
 
 	mu        sync.Mutex
-	attempts  int            // requests sent
 	exhausted map[string]int // host -> attempts at the last request given up on
 }
 
@@ -97,9 +96,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out = req.Clone(ctx)
 			out.Body = body
 		}
-		t.mu.Lock()
-		t.attempts++
-		t.mu.Unlock()
 		resp, err := t.base.RoundTrip(out)
 
 		if !replayable || !retryable(resp, err) || ctx.Err() != nil {
@@ -130,13 +126,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		delay = min(delay*2, t.retry.MaxDelay)
 	}
-}
-
-// Attempts is how many requests the transport has sent.
-func (t *retryTransport) Attempts() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.attempts
 }
 
 // gaveUp returns how many attempts were made at the last request to host
