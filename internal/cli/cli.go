@@ -14,6 +14,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -33,6 +34,8 @@ type IOStreams struct {
 type Env struct {
 	IO     *IOStreams
 	Getenv func(string) string
+	// Now is the clock (default time.Now); tests fix it.
+	Now func() time.Time
 }
 
 // Command is one convox-build command.

@@ -45,6 +45,7 @@ func Main(m *testing.M) {
 	mainCalled = true
 	code := m.Run()
 	stopAll()
+	StopPostgres()
 	os.Exit(code)
 }
 

@@ -1,0 +1,97 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/convox-build-action/convox-build-action/internal/exportfile"
+	"github.com/convox-build-action/convox-build-action/internal/store"
+)
+
+// Export writes build id, with its log and every service's image, to w
+// in Convox's export format.
+func Export(ctx context.Context, st store.Store, id string, w io.Writer, reg exportfile.Registry) error {
+	b, err := st.GetBuild(ctx, id)
+	if err != nil {
+		return err
+	}
+	if b.Status != store.StatusComplete {
+		return &InputError{Err: fmt.Errorf("build %s is %s: only complete builds can be exported", b.ID, b.Status)}
+	}
+	var logs []string
+	for seq := int64(0); ; {
+		lines, err := st.ReadLogs(ctx, b.ID, seq, 5000)
+		if err != nil {
+			return fmt.Errorf("reading log of %s: %w", b.ID, err)
+		}
+		for _, l := range lines {
+			logs = append(logs, l.Text)
+			seq = l.Seq
+		}
+		if len(lines) < 5000 {
+			break
+		}
+	}
+	if err := exportfile.Write(ctx, w, b, logs, reg); err != nil {
+		return fmt.Errorf("exporting %s: %w", b.ID, err)
+	}
+	return nil
+}
+
+// Import reads an export from r, verifies it, pushes its images to
+// repository under a new build ID, and only then records the new Build
+// (complete) and its Release: a corrupt or truncated file leaves nothing
+// behind.
+func Import(ctx context.Context, st store.Store, r io.Reader, app, repository string, reg exportfile.Registry, now func() time.Time) (*store.Build, error) {
+	if now == nil {
+		now = time.Now
+	}
+	dir, err := os.MkdirTemp("", "convox-build-import-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	a, err := exportfile.Read(ctx, r, filepath.Join(dir, "archive"))
+	if err != nil {
+		return nil, err
+	}
+	id := NewID("B")
+	images, err := a.Push(ctx, repository, id, reg)
+	if err != nil {
+		return nil, err
+	}
+	started := now().UTC()
+	src := a.Build
+	b := &store.Build{
+		ID: id, App: app, Description: src.Description, Entrypoint: src.Entrypoint, GitSHA: src.GitSHA,
+		Manifest: src.Manifest, Process: src.Process, Repository: repository, Status: store.StatusRunning,
+		Started: started, Services: images,
+	}
+	if err := st.CreateBuild(ctx, b); err != nil {
+		return nil, fmt.Errorf("recording build: %w", err)
+	}
+	fctx := context.WithoutCancel(ctx)
+	fail := func(err error) (*store.Build, error) {
+		b.Status, b.Reason, b.Ended = store.StatusFailed, err.Error(), now().UTC()
+		st.UpdateBuild(fctx, b)
+		return nil, err
+	}
+	if len(a.Logs) > 0 {
+		if err := st.AppendLogs(fctx, id, a.Logs); err != nil {
+			return fail(fmt.Errorf("recording log: %w", err))
+		}
+	}
+	rel := &store.Release{ID: NewID("R"), App: app, Build: id, Manifest: src.Manifest, Description: src.Description, Created: now().UTC()}
+	if err := st.CreateRelease(fctx, rel); err != nil {
+		return fail(fmt.Errorf("recording release: %w", err))
+	}
+	b.Status, b.Release, b.Ended = store.StatusComplete, rel.ID, now().UTC()
+	if err := st.UpdateBuild(fctx, b); err != nil {
+		return nil, fmt.Errorf("recording build: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,245 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/convox-build-action/convox-build-action/internal/build"
+)
+
+type buildOptions struct {
+	conn        connOptions
+	App         string
+	Repository  string
+	Manifest    string
+	Services    []string
+	BuildArgs   []string
+	Secrets     []string
+	Env         []string
+	EnvFile     string
+	NoCache     bool
+	Development bool
+	Description string
+	IDOnly      bool
+	Cache       string
+	Platforms   []string
+	Parallel    int
+}
+
+func init() {
+	register(&Command{
+		Path:  []string{"build"},
+		Args:  "[DIR] [flags]",
+		Short: "Build every service of an app and create a release",
+		Long: `Build every service of the app in DIR (default: the current directory) with
+BuildKit, push <repository>:<service>.<BUILDID> for each, and create a Release.
+
+Services that share a build spec are built once; all build at once.`,
+		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
+			opts := &buildOptions{}
+			opts.conn.flags(fs)
+			fs.StringVarP(&opts.App, "app", "a", "", "App `name` (default: DIR's name)")
+			fs.StringVar(&opts.Repository, "repository", "", "Image `repository` to push to (default: $CONVOX_BUILD_REGISTRY/APP)")
+			fs.StringVarP(&opts.Manifest, "manifest", "m", "convox.yml", "Manifest `file`, relative to DIR")
+			fs.StringArrayVarP(&opts.Services, "service", "s", nil, "Build only this `service` (repeatable)")
+			fs.StringArrayVar(&opts.BuildArgs, "build-arg", nil, "Set a build argument `KEY=VALUE` (repeatable)")
+			fs.StringArrayVar(&opts.Secrets, "secret", nil, "Expose a BuildKit secret: `id=ID,env=VAR` or id=ID,src=FILE (repeatable)")
+			fs.StringArrayVarP(&opts.Env, "env", "e", nil, "Set an app environment variable `KEY=VALUE` (repeatable)")
+			fs.StringVar(&opts.EnvFile, "env-file", "", "Read app environment variables from a `file`")
+			fs.BoolVar(&opts.NoCache, "no-cache", false, "Build without any cache")
+			fs.BoolVar(&opts.Development, "development", false, "Build each Dockerfile's development stage")
+			fs.StringVarP(&opts.Description, "description", "d", "", "Build `description` (default: from the git HEAD)")
+			fs.BoolVar(&opts.IDOnly, "id", false, "Print only the release ID on stdout (logs go to stderr)")
+			fs.StringVar(&opts.Cache, "cache", "registry", "Cache: registry, inline, none, local=`DIR` or gha")
+			fs.StringArrayVar(&opts.Platforms, "platform", nil, "Target `platform`, e.g. linux/amd64 (repeatable)")
+			fs.IntVar(&opts.Parallel, "parallel", 0, "Build at most `N` specs at once (default: all)")
+			return func(ctx context.Context, args []string) error {
+				if len(args) > 1 {
+					return usageErrorf("build: expected at most one directory, got %q", args)
+				}
+				dir := "."
+				if len(args) == 1 {
+					dir = args[0]
+				}
+				return buildRun(ctx, env, dir, opts)
+			}
+		},
+	})
+}
+
+func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	app := opts.App
+	if app == "" {
+		app = filepath.Base(abs)
+	}
+	appEnvironment, err := appEnv(opts.EnvFile, opts.Env, env.Getenv)
+	if err != nil {
+		return err
+	}
+	args, err := keyValues("--build-arg", opts.BuildArgs)
+	if err != nil {
+		return err
+	}
+	secrets, err := parseSecrets(opts.Secrets, env.Getenv)
+	if err != nil {
+		return err
+	}
+	cache, err := parseCache(opts.Cache)
+	if err != nil {
+		return err
+	}
+	repo, err := repository(opts.Repository, app, env.Getenv)
+	if err != nil {
+		return err
+	}
+	reg, err := opts.conn.registry(env.Getenv)
+	if err != nil {
+		return err
+	}
+
+	out := env.IO.Out
+	if opts.IDOnly {
+		out = env.IO.ErrOut
+	}
+	fmt.Fprint(out, "Packaging source... ")
+	st, err := opts.conn.openStore(ctx, env.Getenv)
+	if err != nil {
+		fmt.Fprintln(out, "ERROR")
+		return err
+	}
+	defer st.Close()
+	solver, err := opts.conn.dial(ctx, env.Getenv)
+	if err != nil {
+		fmt.Fprintln(out, "ERROR")
+		return err
+	}
+	defer solver.Close()
+
+	eng := &build.Engine{Solver: solver, Store: st, Now: env.now}
+	started := false
+	b, err := eng.Run(ctx, build.Request{
+		App: app, Repository: repo, SourceDir: abs, Manifest: opts.Manifest, Env: appEnvironment,
+		Services: opts.Services, BuildArgs: args, Secrets: secrets, NoCache: opts.NoCache,
+		Development: opts.Development, Platforms: opts.Platforms, Cache: cache, Registry: reg,
+		Description: opts.Description, MaxParallel: opts.Parallel,
+		Events: func(e build.Event) {
+			switch e.Type {
+			case build.BuildStarted:
+				started = true
+				fmt.Fprint(out, "OK\nStarting build... OK\n")
+			case build.LogLine:
+				fmt.Fprintln(out, e.Line)
+			}
+		},
+	})
+	if !started {
+		fmt.Fprintln(out, "ERROR")
+	}
+	if err != nil {
+		if b != nil {
+			fmt.Fprintf(out, "Build: %s failed\n", b.ID)
+		}
+		return err
+	}
+	for _, s := range b.Services {
+		fmt.Fprintf(out, "Image: %s@%s\n", s.Image, s.Digest)
+	}
+	fmt.Fprintf(out, "Build: %s\nRelease: %s\n", b.ID, b.Release)
+	if opts.IDOnly {
+		fmt.Fprintln(env.IO.Out, b.Release)
+	}
+	return nil
+}
+
+// keyValues parses repeated KEY=VALUE flags.
+func keyValues(flag string, pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("%s %q: expected KEY=VALUE", flag, p)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parseSecrets reads --secret id=ID,env=VAR and id=ID,src=FILE (as
+// docker buildx does); id alone reads the env var of the same name.
+func parseSecrets(specs []string, getenv func(string) string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, spec := range specs {
+		var id, envName, src string
+		for _, part := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(part, "=")
+			switch k {
+			case "id":
+				id = v
+			case "env":
+				envName = v
+			case "src", "source":
+				src = v
+			default:
+				return nil, usageErrorf("--secret %q: unknown field %q (use id=ID,env=VAR or id=ID,src=FILE)", spec, k)
+			}
+		}
+		if id == "" {
+			return nil, usageErrorf("--secret %q: no id", spec)
+		}
+		switch {
+		case src != "":
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("--secret %s: %w", id, err)
+			}
+			out[id] = b
+		default:
+			if envName == "" {
+				envName = id
+			}
+			v := getenv(envName)
+			if v == "" {
+				return nil, usageErrorf("--secret %s: environment variable %s is empty or unset", id, envName)
+			}
+			out[id] = []byte(v)
+		}
+	}
+	return out, nil
+}
+
+func parseCache(s string) (build.Cache, error) {
+	typ, arg, _ := strings.Cut(s, "=")
+	switch typ {
+	case "local":
+		if arg == "" {
+			return build.Cache{}, usageErrorf("--cache local needs a directory: --cache local=DIR")
+		}
+		return build.Cache{Type: build.CacheLocal, Dir: arg}, nil
+	case "registry", "inline", "gha", "none":
+		if arg != "" {
+			return build.Cache{}, usageErrorf("--cache %s takes no value", typ)
+		}
+		return build.Cache{Type: typ}, nil
+	}
+	return build.Cache{}, usageErrorf("--cache %q: use registry, inline, none, local=DIR or gha", s)
+}
+
+// repository is the image repository: the flag, or $CONVOX_BUILD_REGISTRY/app.
+func repository(flag, app string, getenv func(string) string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if reg := getenv("CONVOX_BUILD_REGISTRY"); reg != "" {
+		return strings.TrimSuffix(reg, "/") + "/" + app, nil
+	}
+	return "", usageErrorf("no image repository: pass --repository registry.example.com/%s or set CONVOX_BUILD_REGISTRY", app)
+}
