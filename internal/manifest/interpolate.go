@@ -55,10 +55,24 @@ func interpolate(data []byte, env map[string]string) *interpolated {
 	return in
 }
 
+// lineStarts returns the offsets where lines start, breaking lines where
+// YAML does: \n, \r\n, a lone \r, NEL, LS and PS.
 func lineStarts(b []byte) []int {
 	starts := []int{0}
-	for i, c := range b {
-		if c == '\n' {
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\n':
+			starts = append(starts, i+1)
+		case b[i] == '\r':
+			if i+1 < len(b) && b[i+1] == '\n' {
+				i++
+			}
+			starts = append(starts, i+1)
+		case b[i] == 0xC2 && i+1 < len(b) && b[i+1] == 0x85:
+			i++
+			starts = append(starts, i+1)
+		case b[i] == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9):
+			i += 2
 			starts = append(starts, i+1)
 		}
 	}
@@ -92,8 +106,11 @@ func offsetOf(b []byte, starts []int, line, col int) int {
 	if line > len(starts) {
 		return len(b)
 	}
-	off := starts[line-1]
-	for n := 1; n < col && off < len(b) && b[off] != '\n'; n++ {
+	off, end := starts[line-1], len(b)
+	if line < len(starts) {
+		end = starts[line]
+	}
+	for n := 1; n < col && off < end; n++ {
 		_, size := utf8.DecodeRune(b[off:])
 		off += size
 	}

@@ -144,6 +144,7 @@ func (d *decoder) syntaxError(err error) {
 		if parserProblems[m[2]] {
 			line++
 		}
+		line = min(max(line, 1), len(d.in.newLines))
 		col := 1
 		if line >= 1 && line <= len(d.in.newLines) {
 			start := d.in.newLines[line-1]
