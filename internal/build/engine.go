@@ -489,3 +489,18 @@ func (r *run) copyImage(ctx context.Context, img manifest.ImageService) error {
 	r.emit(Event{Type: ServiceFinished, Services: services, Err: se})
 	return se
 }
+
+// StaleAfter is how old a running build's heartbeat may get before the
+// build counts as abandoned (its process died without recording an end).
+const StaleAfter = 6 * HeartbeatInterval
+
+// ReapStale marks abandoned builds failed, so that no build stays
+// "running" after the process that ran it died; it returns their IDs.
+// Front ends call it before they start or list builds.
+func ReapStale(ctx context.Context, st store.Store, now time.Time) ([]string, error) {
+	ids, err := st.FailStale(ctx, now.Add(-StaleAfter), "abandoned: the process running this build stopped before it ended")
+	if err != nil {
+		return nil, fmt.Errorf("failing abandoned builds: %w", err)
+	}
+	return ids, nil
+}

@@ -117,6 +117,10 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 		return err
 	}
 	defer st.Close()
+	if _, err := build.ReapStale(ctx, st, env.now()); err != nil {
+		fmt.Fprintln(out, "ERROR")
+		return err
+	}
 	solver, err := opts.conn.dial(ctx, env.Getenv)
 	if err != nil {
 		fmt.Fprintln(out, "ERROR")

@@ -37,6 +37,9 @@ func init() {
 					return err
 				}
 				defer st.Close()
+				if _, err := build.ReapStale(ctx, st, env.now()); err != nil {
+					return err
+				}
 				list, err := st.ListBuilds(ctx, *app, *limit)
 				if err != nil {
 					return fmt.Errorf("listing builds of %s: %w", *app, err)

@@ -297,3 +297,31 @@ func TestExportPipedIntoImportRoundTrips(t *testing.T) {
 		t.Errorf("truncated import left builds: %+v", list)
 	}
 }
+
+func TestAbandonedBuildIsShownFailed(t *testing.T) {
+	w := newWorld(t)
+	st, err := store.Open(context.Background(), w.vars["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A build whose process died: running, last heartbeat 5 minutes ago.
+	b := &store.Build{ID: "BABANDONEDX", App: "gone", Status: store.StatusRunning, Started: t0.Add(-5 * time.Minute), Heartbeat: t0.Add(-5 * time.Minute)}
+	if err := st.CreateBuild(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	live := &store.Build{ID: "BLIVEBUILDX", App: "gone", Status: store.StatusRunning, Started: t0.Add(-time.Minute), Heartbeat: t0.Add(-5 * time.Second)}
+	if err := st.CreateBuild(context.Background(), live); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out, _, code := w.run(nil, false, "builds", "-a", "gone")
+	want := "ID\tSTATUS\tRELEASE\tSTARTED\tELAPSED\tDESCRIPTION\n" +
+		"BLIVEBUILDX\trunning\t\t1 minute ago\t1m0s\t\n"
+	if code != 0 || !strings.HasPrefix(out, want) || !strings.Contains(out, "BABANDONEDX\tfailed\t\t5 minutes ago\t") {
+		t.Errorf("builds =\n%s", out)
+	}
+	info, _, _ := w.run(nil, false, "builds", "info", "BABANDONEDX")
+	if !strings.Contains(info, "Reason       abandoned: the process running this build stopped before it ended") {
+		t.Errorf("info =\n%s", info)
+	}
+}
