@@ -33,19 +33,24 @@ const (
 var testReg = Registry{Insecure: true}
 
 func startRegistry(t testing.TB) string {
+	return startRegistryServer(t).Addr
+}
+
+func startRegistryServer(t testing.TB) *devenv.Registry {
 	t.Helper()
 	r, err := devenv.StartRegistry(context.Background(), devenv.RegistryOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	return r.Addr
+	return r
 }
 
 // fixture is a registry holding the images of a build of app "app": web
 // (an image), api (the same image as web), worker (an index of two images)
 // and redis (an image-only service).
 type fixture struct {
+	reg   *devenv.Registry
 	addr  string
 	build *store.Build
 	logs  []string
@@ -72,7 +77,8 @@ func push(t testing.TB, ref string, t2 remote.Taggable) string {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{addr: startRegistry(t)}
+	f := &fixture{reg: startRegistryServer(t)}
+	f.addr = f.reg.Addr
 	src := rand.NewSource(1)
 	var err error
 	if f.web, err = random.Image(1024, 2, random.WithSource(src)); err != nil {
@@ -726,5 +732,20 @@ func TestPushRefuses(t *testing.T) {
 	_, err = a.Push(context.Background(), "127.0.0.1:1/app2", newID, testReg)
 	if err == nil || !strings.Contains(err.Error(), "importing build BAAAAAAAAAA: service web: pushing 127.0.0.1:1/app2:web."+newID) {
 		t.Errorf("err = %v, want one naming the service and the tag", err)
+	}
+}
+
+func TestReadCancelled(t *testing.T) {
+	f := newFixture(t)
+	export := f.export(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := filepath.Join(t.TempDir(), "import")
+	a, err := Read(ctx, bytes.NewReader(export), dir)
+	if a != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Read = %v, %v; want context.Canceled", a, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Read left %s: %v", dir, err)
 	}
 }

@@ -252,8 +252,12 @@ func readAll(r io.Reader, size, max int64, name string) ([]byte, error) {
 	if size > max {
 		return nil, fmt.Errorf("%s: %d bytes is more than the %d allowed", name, size, max)
 	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
+	// Not make([]byte, size): a header may claim what the file lacks.
+	data, err := io.ReadAll(io.LimitReader(r, size))
+	if err == nil && int64(len(data)) < size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, readError(err))
 	}
 	return data, nil
