@@ -36,10 +36,8 @@ func Export(ctx context.Context, st store.Store, id string, w io.Writer, reg exp
 			break
 		}
 	}
-	if err := exportfile.Write(ctx, w, b, logs, reg); err != nil {
-		return fmt.Errorf("exporting %s: %w", b.ID, err)
-	}
-	return nil
+	return exportfile.Write(ctx, w, b, logs, reg) // its errors name the build
+
 }
 
 // Import reads an export from r, verifies it, pushes its images to

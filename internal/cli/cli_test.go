@@ -146,7 +146,7 @@ func TestMain_(t *testing.T) {
 			"Usage:\n  convox-build <command> [flags]\n\nCommands:\n  manifest validate  Check a convox.yml and show what each service builds\n\nRun 'convox-build <command> --help' for a command's flags.\n", 2},
 		{"version", []string{"version"}, false, "convox-build v1.2.3\n", "", 0},
 		{"help", []string{"--help"}, false,
-			"Build Convox apps with BuildKit.\n\nUsage:\n  convox-build <command> [flags]\n\nCommands:\n  manifest validate  Check a convox.yml and show what each service builds\n  version            Print the version of convox-build\n\nRun 'convox-build <command> --help' for a command's flags.\n", "", 0},
+			"Build Convox apps with BuildKit.\n\nUsage:\n  convox-build <command> [flags]\n\nCommands:\n  build              Build every service of an app and create a release\n  builds             List an app's builds, newest first\n  builds export      Export a build with its images to a file (-f - for stdout)\n  builds import      Import an exported build as a new build and release (-f - for stdin)\n  builds info        Show a build\n  builds logs        Print a build's log, following it while the build runs\n  manifest validate  Check a convox.yml and show what each service builds\n  version            Print the version of convox-build\n\nRun 'convox-build <command> --help' for a command's flags.\n", "", 0},
 		{"command help", []string{"help", "version"}, false,
 			"Print the version of convox-build\n\nUsage:\n  convox-build version\n\nFlags:\n  -h, --help   Show help for this command\n", "", 0},
 	}

@@ -81,11 +81,10 @@ func (r *Registry) Wait() error {
 	return err
 }
 
-// Close stops the registry.
+// Close stops the registry, closing open connections (clients keep idle
+// ones that a graceful shutdown would wait on).
 func (r *Registry) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return r.srv.Shutdown(ctx)
+	return r.srv.Close()
 }
 
 // RegistryAnswers reports whether a registry answers /v2/ at addr.
