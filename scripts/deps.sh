@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what the build environment and the tests
 # run against: runc and busybox-static (buildkitd's runtime and the seed of
-# the test registry's busybox image), PostgreSQL (store tests) and Chromium
-# (web page tests). Only what is missing is installed; a second run is a no-op.
+# the test registry's busybox image), PostgreSQL (store tests) and git.
+# Only what is missing is installed; a second run is a no-op.
 set -euo pipefail
 
 need=()
