@@ -301,32 +301,19 @@ func (r *run) run(ctx context.Context) error {
 	if limit <= 0 {
 		limit = len(r.plan.Builds) + len(r.plan.Images)
 	}
-	sem := make(chan struct{}, limit)
-	g, gctx := errgroup.WithContext(ctx)
 	for _, spec := range r.plan.Builds {
 		r.emit(Event{Type: ServiceQueued, Services: spec.Services})
-		g.Go(func() error {
-			select {
-			case sem <- struct{}{}:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			defer func() { <-sem }()
-			return r.buildSpec(gctx, spec)
-		})
 	}
 	for _, img := range r.plan.Images {
-		services := []string{img.Service}
-		r.emit(Event{Type: ServiceQueued, Services: services})
-		g.Go(func() error {
-			select {
-			case sem <- struct{}{}:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			defer func() { <-sem }()
-			return r.copyImage(gctx, img)
-		})
+		r.emit(Event{Type: ServiceQueued, Services: []string{img.Service}})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for _, spec := range r.plan.Builds {
+		g.Go(func() error { return r.buildSpec(gctx, spec) })
+	}
+	for _, img := range r.plan.Images {
+		g.Go(func() error { return r.copyImage(gctx, img) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

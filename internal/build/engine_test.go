@@ -336,3 +336,25 @@ func TestDescriptionFromCleanGitHead(t *testing.T) {
 		t.Errorf("description %q sha %q, want %q %q", b.Description, b.GitSHA, want, sha)
 	}
 }
+
+func TestMaxParallelBoundsConcurrentSpecs(t *testing.T) {
+	h := newHarness(t)
+	req := h.request(t, "multi")
+	req.MaxParallel = 1
+	running, most := 0, 0
+	req.Events = func(e build.Event) {
+		switch e.Type {
+		case build.ServiceStarted:
+			running++
+			most = max(most, running)
+		case build.ServiceFinished:
+			running--
+		}
+	}
+	if _, err := h.engine.Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if most != 1 {
+		t.Errorf("at most %d specs ran at once with MaxParallel 1", most)
+	}
+}
