@@ -201,11 +201,14 @@ func TestConnectToNothingFailsWithinBoundNamingAddress(t *testing.T) {
 		}
 	}()
 	var wg sync.WaitGroup
-	for _, addr := range []string{"unix://" + filepath.Join(dir, "nothing.sock"), "unix://" + silent} {
+	for addr, why := range map[string]string{
+		"unix://" + filepath.Join(dir, "nothing.sock"): "no such file or directory",
+		"unix://" + silent: "accepts connections but does not speak the BuildKit API",
+	} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			connectFails(t, addr)
+			connectFails(t, addr, why)
 		}()
 	}
 	wg.Wait()
@@ -214,7 +217,7 @@ func TestConnectToNothingFailsWithinBoundNamingAddress(t *testing.T) {
 	}
 }
 
-func connectFails(t *testing.T, addr string) {
+func connectFails(t *testing.T, addr, why string) {
 	{
 		start := time.Now()
 		c, err := buildkit.Connect(context.Background(), addr, buildkit.ConnectOptions{})
@@ -227,8 +230,8 @@ func connectFails(t *testing.T, addr string) {
 		if elapsed > 15*time.Second {
 			t.Errorf("connect %s took %s, want < 15s", addr, elapsed)
 		}
-		if !strings.Contains(err.Error(), addr) {
-			t.Errorf("error %q does not name %s", err, addr)
+		if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), why) {
+			t.Errorf("error %q does not name %s and say %q", err, addr, why)
 		}
 	}
 }

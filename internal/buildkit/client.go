@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -75,11 +76,26 @@ func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, er
 			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("buildkitd at %s did not answer within %s: is it running, and is the address right?", addr, timeout)
+			return nil, fmt.Errorf("buildkitd at %s did not answer within %s%s: is it running, and is the address right?", addr, timeout, probe(addr))
 		}
 		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
 	}
 	return &Client{addr: addr, c: c}, nil
+}
+
+// probe says why nothing answers at a unix:// or tcp:// address, as
+// "(dial ...: connection refused)", or "" when it cannot tell.
+func probe(addr string) string {
+	network, target, ok := strings.Cut(addr, "://")
+	if !ok || (network != "unix" && network != "tcp") {
+		return ""
+	}
+	conn, err := net.DialTimeout(network, target, 2*time.Second)
+	if err != nil {
+		return " (" + err.Error() + ")"
+	}
+	conn.Close()
+	return " (it accepts connections but does not speak the BuildKit API)"
 }
 
 // Addr is the address the client connected to.
