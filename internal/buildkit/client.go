@@ -75,7 +75,7 @@ func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, er
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil {
 			return nil, fmt.Errorf("buildkitd at %s did not answer within %s%s: is it running, and is the address right?", addr, timeout, probe(addr))
 		}
 		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
