@@ -124,7 +124,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*store.Build, error) {
 	r.build = b
 	r.logs = newLogWriter(e.Store, b.ID)
 
-	err = r.run(ctx)
+	err = r.runSafely(ctx)
 	if lerr := r.logs.close(); err == nil && lerr != nil {
 		err = fmt.Errorf("writing build log: %w", lerr)
 	}
@@ -154,7 +154,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (*store.Build, error) {
 	if uerr := e.Store.UpdateBuild(fctx, b); uerr != nil && err == nil {
 		err = fmt.Errorf("recording build result: %w", uerr)
 	}
-	r.emit(Event{Type: BuildFinished, Build: b, Err: err})
+	if perr := recovered(func() error { r.emit(Event{Type: BuildFinished, Build: b, Err: err}); return nil }); perr != nil && err == nil {
+		err = perr
+	}
 	return b, err
 }
 
@@ -285,6 +287,22 @@ func (r *run) log(services []string, line string) {
 	r.emit(Event{Type: LogLine, Services: services, Line: line})
 }
 
+// runSafely runs the build; a panic (in the engine or in an Events
+// callback) becomes an error, so that the build is still recorded failed.
+func (r *run) runSafely(ctx context.Context) error {
+	return recovered(func() error { return r.run(ctx) })
+}
+
+// recovered calls f and turns a panic into an error.
+func recovered(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error: %v", p)
+		}
+	}()
+	return f()
+}
+
 func (r *run) run(ctx context.Context) error {
 	b := r.build
 	b.Status = store.StatusRunning
@@ -310,10 +328,10 @@ func (r *run) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
 	for _, spec := range r.plan.Builds {
-		g.Go(func() error { return r.buildSpec(gctx, spec) })
+		g.Go(func() error { return recovered(func() error { return r.buildSpec(gctx, spec) }) })
 	}
 	for _, img := range r.plan.Images {
-		g.Go(func() error { return r.copyImage(gctx, img) })
+		g.Go(func() error { return recovered(func() error { return r.copyImage(gctx, img) }) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

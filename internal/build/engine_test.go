@@ -358,3 +358,20 @@ func TestMaxParallelBoundsConcurrentSpecs(t *testing.T) {
 		t.Errorf("at most %d specs ran at once with MaxParallel 1", most)
 	}
 }
+
+func TestPanickingEventHandlerFailsTheBuildInsteadOfTheProcess(t *testing.T) {
+	h := newHarness(t)
+	req := h.request(t, "demo")
+	req.Events = func(e build.Event) {
+		if e.Type == build.ServiceStarted {
+			panic("adapter bug")
+		}
+	}
+	b, err := h.engine.Run(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "internal error: adapter bug") {
+		t.Fatalf("err = %v", err)
+	}
+	if stored, _ := h.store.GetBuild(context.Background(), b.ID); stored.Status != store.StatusFailed {
+		t.Errorf("status = %s, want failed", stored.Status)
+	}
+}
