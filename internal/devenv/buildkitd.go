@@ -27,7 +27,16 @@ type BuildkitdOptions struct {
 	// Detach starts buildkitd in its own session so that it outlives the
 	// caller (for `make env`); otherwise Stop ends it.
 	Detach bool
+	// TCPAddr, when set ("127.0.0.1:PORT"), is a second listener, with
+	// mutual TLS when TLS is set.
+	TCPAddr string
+	// TLS are PEM files for the TCP listener: the server's certificate and
+	// key and the CA that client certificates must chain to.
+	TLS *TLSFiles
 }
+
+// TLSFiles are PEM file paths.
+type TLSFiles struct{ CA, Cert, Key string }
 
 // Buildkitd is a running buildkitd.
 type Buildkitd struct {
@@ -98,6 +107,12 @@ func StartBuildkitd(ctx context.Context, opts BuildkitdOptions) (*Buildkitd, err
 		"--config", configPath,
 		"--oci-worker=true", "--containerd-worker=false",
 	)
+	if opts.TCPAddr != "" {
+		cmd.Args = append(cmd.Args, "--addr", "tcp://"+opts.TCPAddr)
+	}
+	if opts.TLS != nil {
+		cmd.Args = append(cmd.Args, "--tlscacert", opts.TLS.CA, "--tlscert", opts.TLS.Cert, "--tlskey", opts.TLS.Key)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: opts.Detach, Pdeathsig: pdeathsig(opts.Detach)}
 	if err := cmd.Start(); err != nil {
