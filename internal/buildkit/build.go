@@ -121,6 +121,8 @@ type BuildError struct {
 	StartLine, EndLine int
 	// LogTail is the last lines the failing step printed.
 	LogTail []string
+	// Hint says what to do, when the failure is a common one.
+	Hint string
 	// Err is BuildKit's error.
 	Err error
 }
@@ -134,6 +136,10 @@ func (e *BuildError) Error() string {
 	b.WriteString(errorText(e.Err))
 	if e.Dockerfile != "" && e.StartLine > 0 {
 		fmt.Fprintf(&b, " (%s:%d)", e.Dockerfile, e.StartLine)
+	}
+	if e.Hint != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Hint)
 	}
 	return b.String()
 }
@@ -247,7 +253,9 @@ func (c *Client) Build(ctx context.Context, req BuildRequest) (*Result, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("build cancelled: %w", context.Cause(ctx))
 		}
-		return nil, tr.buildError(err)
+		be := tr.buildError(err)
+		be.Hint = hint(be, dockerfile)
+		return nil, be
 	}
 	steps, cached := tr.counts()
 	return &Result{
@@ -390,8 +398,29 @@ func (t *tracker) counts() (steps, cached int) {
 	return steps, cached
 }
 
+// syntaxDirective matches a Dockerfile's "# syntax=IMAGE" parser directive.
+var syntaxDirective = regexp.MustCompile(`(?im)\A(?:\s*#[^\n]*\n)*?\s*#\s*syntax\s*=\s*(\S+)`)
+
+// hint says what to do about common failures.
+func hint(be *BuildError, dockerfile string) string {
+	msg := be.Err.Error()
+	switch {
+	case strings.HasPrefix(be.Step, "resolve image config for docker-image://"):
+		if data, err := os.ReadFile(dockerfile); err == nil {
+			if m := syntaxDirective.FindSubmatch(data); m != nil {
+				return fmt.Sprintf("the Dockerfile's first line \"# syntax=%s\" makes BuildKit pull that frontend image, and the pull failed: allow the builder to reach its registry or remove the line", m[1])
+			}
+		}
+	case strings.Contains(msg, "failed to resolve source metadata") && strings.Contains(msg, "not found"):
+		return "the base image does not exist, or it is private: check its name and tag, and give credentials for its registry"
+	case strings.Contains(msg, "401 Unauthorized") || strings.Contains(msg, "403 Forbidden"):
+		return "the registry refused access: give credentials for it (--registry-auth HOST=USER:PASSWORD or docker login)"
+	}
+	return ""
+}
+
 // buildError turns a Solve error into a *BuildError naming the failing step.
-func (t *tracker) buildError(err error) error {
+func (t *tracker) buildError(err error) *BuildError {
 	be := &BuildError{ExitCode: -1, Err: err}
 	var exitErr *gatewaypb.ExitError
 	if errors.As(err, &exitErr) {

@@ -318,7 +318,7 @@ func TestBuildPullOfMissingImageSaysWhatFailed(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	if !strings.Contains(err.Error(), "doesnotexist-convox-test:1.2.3") {
+	if !strings.Contains(err.Error(), "doesnotexist-convox-test:1.2.3") || !strings.Contains(err.Error(), "the base image does not exist") {
 		t.Errorf("error %q does not name the image", err)
 	}
 }
@@ -392,4 +392,17 @@ func tarNames(t *testing.T, path string) map[string]bool {
 		names[h.Name] = true
 	}
 	return names
+}
+
+func TestSyntaxDirectiveThatCannotBePulledIsExplained(t *testing.T) {
+	c, _ := connect(t)
+	dir := app(t, map[string]string{"Dockerfile": "# syntax=docker/dockerfile:1.99\nFROM busybox\nRUN true\n"})
+	_, err := c.Build(context.Background(), buildkit.BuildRequest{ContextDir: dir})
+	var be *buildkit.BuildError
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(be.Hint, `"# syntax=docker/dockerfile:1.99" makes BuildKit pull that frontend image`) || !strings.Contains(err.Error(), be.Hint) {
+		t.Errorf("error %q, hint %q", err, be.Hint)
+	}
 }
