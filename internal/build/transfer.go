@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 
 // Export writes build id, with its log and every service's image, to w
 // in Convox's export format.
-func Export(ctx context.Context, st store.Store, id string, w io.Writer, reg exportfile.Registry) error {
+func Export(ctx context.Context, st store.Store, id string, w io.Writer, reg registry.Options) error {
 	b, err := st.GetBuild(ctx, id)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func Export(ctx context.Context, st store.Store, id string, w io.Writer, reg exp
 // repository under a new build ID, and only then records the new Build
 // (complete) and its Release: a corrupt or truncated file leaves nothing
 // behind.
-func Import(ctx context.Context, st store.Store, r io.Reader, app, repository string, reg exportfile.Registry, now func() time.Time) (*store.Build, error) {
+func Import(ctx context.Context, st store.Store, r io.Reader, app, repository string, reg registry.Options, now func() time.Time) (*store.Build, error) {
 	if now == nil {
 		now = time.Now
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/convox-build-action/convox-build-action/internal/build"
-	"github.com/convox-build-action/convox-build-action/internal/exportfile"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
@@ -60,16 +59,8 @@ func init() {
 	})
 }
 
-func exportRegistry(conn *connOptions, getenv func(string) string) (exportfile.Registry, error) {
-	reg, err := conn.registry(getenv)
-	if err != nil {
-		return exportfile.Registry{}, err
-	}
-	return exportfile.Registry{Keychain: reg.Auth.Keychain(), Insecure: reg.Insecure}, nil
-}
-
 func exportRun(ctx context.Context, env *Env, conn *connOptions, st store.Store, b *store.Build, file string) error {
-	reg, err := exportRegistry(conn, env.Getenv)
+	reg, err := conn.registry(env.Getenv)
 	if err != nil {
 		return err
 	}
@@ -111,7 +102,7 @@ func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, 
 	if err != nil {
 		return err
 	}
-	reg, err := exportRegistry(conn, env.Getenv)
+	reg, err := conn.registry(env.Getenv)
 	if err != nil {
 		return err
 	}

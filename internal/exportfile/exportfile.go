@@ -27,12 +27,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"regexp"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
@@ -61,29 +59,10 @@ const (
 	maxLogSize = 1 << 30
 )
 
-// Registry says how to reach registries. The zero value is anonymous access
-// over HTTPS (plain HTTP for localhost and 127.0.0.1 only).
-type Registry struct {
-	// Keychain finds credentials for a registry; nil means anonymous.
-	Keychain authn.Keychain
-	// Insecure allows plain HTTP (and HTTPS without certificate checks) to
-	// every registry. Default false.
-	Insecure bool
-}
-
-func (r Registry) nameOptions() []name.Option {
-	if r.Insecure {
-		return []name.Option{name.Insecure}
-	}
-	return nil
-}
-
-func (r Registry) remoteOptions() []remote.Option {
-	if r.Keychain == nil {
-		return []remote.Option{remote.WithAuth(authn.Anonymous)}
-	}
-	return []remote.Option{remote.WithAuthFromKeychain(r.Keychain)}
-}
+// Registry says how to reach registries: credentials, plain HTTP where
+// allowed, bounded retries (see registry.Options; the zero value is
+// anonymous, HTTPS except on loopback).
+type Registry = registry.Options
 
 var (
 	buildIDPattern     = regexp.MustCompile(`^B[A-Z]{10}$`)

@@ -3,6 +3,7 @@ package exportfile
 import (
 	"context"
 	"fmt"
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -26,11 +27,15 @@ func (a *Archive) Push(ctx context.Context, repository, newID string, reg Regist
 	if !buildIDPattern.MatchString(newID) {
 		return nil, fmt.Errorf("importing build %s: invalid new build ID %q (want B and 10 uppercase letters)", a.Build.ID, newID)
 	}
-	repo, err := name.NewRepository(repository, reg.nameOptions()...)
+	nameOpts, remoteOpts, err := registry.Remote(reg)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := name.NewRepository(repository, nameOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("importing build %s: repository %q: %w", a.Build.ID, repository, err)
 	}
-	opts := append(reg.remoteOptions(), remote.WithContext(ctx))
+	opts := append(remoteOpts, remote.WithContext(ctx))
 	pusher, err := remote.NewPusher(opts...)
 	if err != nil {
 		return nil, err

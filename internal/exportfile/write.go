@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"io"
 	"time"
 
@@ -48,14 +49,18 @@ func Write(ctx context.Context, w io.Writer, b *store.Build, logs []string, reg 
 	if err != nil {
 		return err
 	}
-	puller, err := remote.NewPuller(reg.remoteOptions()...)
+	nameOpts, remoteOpts, err := registry.Remote(reg)
+	if err != nil {
+		return fmt.Errorf("exporting build %s: %w", b.ID, err)
+	}
+	puller, err := remote.NewPuller(remoteOpts...)
 	if err != nil {
 		return fmt.Errorf("exporting build %s: %w", b.ID, err)
 	}
 	modTime := exportTime(b)
 	var plans []*imagePlan
 	for _, s := range b.Services {
-		p, err := planImage(ctx, puller, b.ID, s, reg, modTime)
+		p, err := planImage(ctx, puller, b.ID, s, nameOpts, modTime)
 		if err != nil {
 			return fmt.Errorf("exporting build %s: service %s: %w", b.ID, s.Service, err)
 		}
@@ -162,8 +167,8 @@ func blobName(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
 
 // planImage fetches the manifests of service s's image and lays out its
 // archive.
-func planImage(ctx context.Context, puller *remote.Puller, buildID string, s store.ServiceImage, reg Registry, modTime time.Time) (*imagePlan, error) {
-	ref, err := name.ParseReference(s.Image, reg.nameOptions()...)
+func planImage(ctx context.Context, puller *remote.Puller, buildID string, s store.ServiceImage, nameOpts []name.Option, modTime time.Time) (*imagePlan, error) {
+	ref, err := name.ParseReference(s.Image, nameOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", s.Image, err)
 	}

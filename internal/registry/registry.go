@@ -306,3 +306,14 @@ func shellQuote(w string) string {
 	}
 	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
+
+// Remote returns the go-containerregistry options that reach registries as
+// opts says (credentials, plain HTTP where allowed, bounded retries), for
+// packages that stream images themselves (internal/exportfile).
+func Remote(opts Options) ([]name.Option, []remote.Option, error) {
+	c, err := newCall(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.name, c.remote, nil
+}
