@@ -31,7 +31,6 @@ import (
 	"regexp"
 	"time"
 
-
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
