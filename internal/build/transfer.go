@@ -3,13 +3,13 @@ package build
 import (
 	"context"
 	"fmt"
-	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/convox-build-action/convox-build-action/internal/exportfile"
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 

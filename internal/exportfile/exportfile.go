@@ -27,10 +27,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"regexp"
 	"time"
 
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 

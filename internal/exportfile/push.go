@@ -3,13 +3,13 @@ package exportfile
 import (
 	"context"
 	"fmt"
-	"github.com/convox-build-action/convox-build-action/internal/registry"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
