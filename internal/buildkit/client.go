@@ -16,6 +16,8 @@ import (
 
 	"github.com/moby/buildkit/client"
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses
+	"github.com/moby/buildkit/util/grpcerrors"
+	"google.golang.org/grpc/codes"
 )
 
 // DefaultConnectTimeout bounds how long Connect waits for buildkitd to answer.
@@ -129,4 +131,15 @@ func (c *Client) Workers(ctx context.Context) ([]Worker, error) {
 		out = append(out, Worker{ID: w.ID, Platforms: ps})
 	}
 	return out, nil
+}
+
+// IsUnavailable reports whether err says the daemon could not be reached
+// (or went away during the build), as opposed to a build that failed: the
+// same build may then succeed on another daemon.
+func IsUnavailable(err error) bool {
+	var be *BuildError
+	if errors.As(err, &be) {
+		err = be.Err
+	}
+	return grpcerrors.Code(err) == codes.Unavailable
 }

@@ -325,3 +325,19 @@ func TestAbandonedBuildIsShownFailed(t *testing.T) {
 		t.Errorf("info =\n%s", info)
 	}
 }
+
+func TestBuildOverSeveralBuildkitHosts(t *testing.T) {
+	w := newWorld(t)
+	w.vars["REGISTRY"] = w.env.Registry
+	// The same daemon twice is still two hosts to the pool.
+	w.vars["BUILDKIT_HOST"] = w.env.BuildkitAddr + "," + w.env.BuildkitAddr
+	out, errOut, code := w.run(nil, false, "build", app(t, "multi"), "-a", "multi", "-e", "APP_VERSION=1", "-e", "REGISTRY")
+	if code != 0 || idLine.FindStringSubmatch(out) == nil {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	w.vars["BUILDKIT_HOST"] = w.env.BuildkitAddr + ",unix:///nonexistent/buildkitd.sock"
+	_, errOut, code = w.run(nil, false, "build", app(t, "demo"), "-a", "demo")
+	if code != 1 || !strings.Contains(errOut, "unix:///nonexistent/buildkitd.sock") {
+		t.Errorf("a pool with a wrong address: exit %d, %q", code, errOut)
+	}
+}

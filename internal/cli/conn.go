@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -29,7 +30,7 @@ type connOptions struct {
 }
 
 func (o *connOptions) flags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.BuildkitHost, "buildkit-host", "", "buildkitd `address` (default: $BUILDKIT_HOST or "+DefaultBuildkitHost+")")
+	fs.StringVar(&o.BuildkitHost, "buildkit-host", "", "buildkitd `address`, or several separated by commas to spread builds over them (default: $BUILDKIT_HOST or "+DefaultBuildkitHost+")")
 	fs.StringVar(&o.TLSCACert, "tlscacert", "", "CA certificate `file` for a tcp:// buildkitd")
 	fs.StringVar(&o.TLSCert, "tlscert", "", "Client certificate `file` for a tcp:// buildkitd")
 	fs.StringVar(&o.TLSKey, "tlskey", "", "Client key `file` for a tcp:// buildkitd")
@@ -57,8 +58,25 @@ func (o *connOptions) dial(ctx context.Context, getenv func(string) string) (int
 	if addr == "" {
 		addr = DefaultBuildkitHost
 	}
-	return build.Dial(ctx, addr, build.DialOptions{CACert: o.TLSCACert, Cert: o.TLSCert, Key: o.TLSKey})
+	opts := build.DialOptions{CACert: o.TLSCACert, Cert: o.TLSCert, Key: o.TLSKey}
+	addrs := strings.Split(addr, ",")
+	if len(addrs) == 1 {
+		return build.Dial(ctx, addr, opts)
+	}
+	pool, closeAll, err := build.DialPool(ctx, addrs, opts)
+	if err != nil {
+		return nil, err
+	}
+	return closingSolver{pool, closeAll}, nil
 }
+
+// closingSolver is a pool of buildkitd hosts with its Close.
+type closingSolver struct {
+	build.Solver
+	close func() error
+}
+
+func (c closingSolver) Close() error { return c.close() }
 
 func (o *connOptions) registry(getenv func(string) string) (registry.Options, error) {
 	auth, err := registry.NewAuth(registry.AuthOptions{

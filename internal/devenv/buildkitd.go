@@ -45,7 +45,7 @@ type Buildkitd struct {
 	Pid  int
 
 	cmd    *exec.Cmd
-	exited chan error
+	exited chan struct{} // closed when the process has exited
 }
 
 // BuildkitdConfig is the buildkitd.toml for a daemon whose docker.io
@@ -118,16 +118,17 @@ func StartBuildkitd(ctx context.Context, opts BuildkitdOptions) (*Buildkitd, err
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting buildkitd %s: %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	d := &Buildkitd{Addr: addr, Pid: cmd.Process.Pid, cmd: cmd}
 
 	// Wait for the socket, then for the daemon to answer.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("buildkitd exited at start (%v); its log %s ends:\n%s", err, logPath, tail(logPath, 15))
+		case <-exited:
+			return nil, fmt.Errorf("buildkitd exited at start (%v); its log %s ends:\n%s", waitErr, logPath, tail(logPath, 15))
 		default:
 		}
 		if _, err := os.Stat(sock); err == nil {
@@ -147,7 +148,6 @@ func StartBuildkitd(ctx context.Context, opts BuildkitdOptions) (*Buildkitd, err
 	c.Close()
 	if opts.Detach {
 		cmd.Process.Release()
-		go func() { <-exited }()
 	} else {
 		d.exited = exited
 	}
@@ -155,7 +155,7 @@ func StartBuildkitd(ctx context.Context, opts BuildkitdOptions) (*Buildkitd, err
 }
 
 // Stop ends a buildkitd this process started (not a detached one): SIGTERM,
-// then SIGKILL after 15 s.
+// then SIGKILL after 15 s. Stopping twice is fine.
 func (d *Buildkitd) Stop() error {
 	if d.cmd == nil || d.exited == nil {
 		return nil
