@@ -297,7 +297,7 @@ func TestSecretsReachRunButNeverLogs(t *testing.T) {
 	h := newHarness(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "convox.yml"), []byte("services:\n  web:\n    build: .\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN --mount=type=secret,id=NPM_TOKEN cat /run/secrets/NPM_TOKEN\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN --mount=type=secret,id=NPM_TOKEN cat /run/secrets/NPM_TOKEN && echo && echo fetched https://bob:pw@cdn.example.com/pkg.tgz?X-Amz-Signature=abc123 \n"), 0o644)
 	req := build.Request{App: "secrets", Repository: h.env.Registry + "/secrets", SourceDir: dir, NoCache: true,
 		Secrets: map[string][]byte{"NPM_TOKEN": []byte("npm_s3cr3tvalue")}}
 	b, err := h.engine.Run(context.Background(), req)
@@ -310,6 +310,10 @@ func TestSecretsReachRunButNeverLogs(t *testing.T) {
 	}
 	if !strings.Contains(logs, "***") {
 		t.Errorf("the RUN output was not redacted:\n%s", logs)
+	}
+	// Signed URLs lose their credentials and query strings.
+	if strings.Contains(logs, "X-Amz-Signature") || strings.Contains(logs, "bob:pw") || !strings.Contains(logs, "fetched https://cdn.example.com/pkg.tgz") {
+		t.Errorf("a signed URL was not redacted:\n%s", logs)
 	}
 }
 

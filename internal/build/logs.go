@@ -2,10 +2,10 @@ package build
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
@@ -95,7 +95,8 @@ func (w *logWriter) close() error {
 	return w.err
 }
 
-// redactor hides secret values in log lines and errors.
+// redactor hides secret values, and the credentials and query strings of
+// URLs (signed URLs, tokens), in log lines and errors.
 type redactor []string
 
 func newRedactor(secrets ...string) redactor {
@@ -108,11 +109,4 @@ func newRedactor(secrets ...string) redactor {
 	return r
 }
 
-func (r redactor) redact(s string) string {
-	for _, secret := range r {
-		if strings.Contains(s, secret) {
-			s = strings.ReplaceAll(s, secret, "***")
-		}
-	}
-	return s
-}
+func (r redactor) redact(s string) string { return registry.Redact(s, r) }
