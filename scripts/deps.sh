@@ -7,7 +7,8 @@ set -euo pipefail
 
 need=()
 command -v runc >/dev/null 2>&1 || need+=(runc)
-[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+# The busybox seeded into the test registry must be static (no libc in it).
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" || need+=(busybox-static)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v git >/dev/null 2>&1 || need+=(git)
 

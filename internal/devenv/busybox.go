@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,15 @@ func BusyboxImage(ctx context.Context, busybox string) (v1.Image, error) {
 	bin, err := os.ReadFile(busybox)
 	if err != nil {
 		return nil, fmt.Errorf("reading busybox (install Debian's busybox-static): %w", err)
+	}
+	if f, err := elf.NewFile(bytes.NewReader(bin)); err != nil {
+		return nil, fmt.Errorf("%s is not an ELF executable: %w", busybox, err)
+	} else {
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				return nil, fmt.Errorf("%s is dynamically linked, so it cannot run alone in an image: install Debian's busybox-static", busybox)
+			}
+		}
 	}
 	out, err := exec.CommandContext(ctx, busybox, "--list").Output()
 	if err != nil {

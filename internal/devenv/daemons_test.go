@@ -62,3 +62,19 @@ func TestDaemonsUpTwiceStartsOnceAndBuildctlWorks(t *testing.T) {
 		t.Errorf("registry %s still answers after down", second.Registry)
 	}
 }
+
+func TestBusyboxImageRefusesADynamicBinary(t *testing.T) {
+	// /bin/sh (dash or bash) is dynamically linked on Debian.
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, _ = filepath.EvalSymlinks(sh)
+	_, err = devenv.BusyboxImage(context.Background(), sh)
+	if err == nil || !strings.Contains(err.Error(), "dynamically linked") || !strings.Contains(err.Error(), "busybox-static") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := devenv.BusyboxImage(context.Background(), devenv.BusyboxPath); err != nil {
+		t.Errorf("Debian's busybox-static: %v", err)
+	}
+}
