@@ -240,12 +240,14 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
 	}
 
 	r := &run{e: e, req: req, manifestText: string(data), plan: plan, description: req.Description, gitSHA: req.GitSHA}
-	if git, ok := ReadGit(ctx, req.SourceDir); ok {
-		if r.gitSHA == "" {
-			r.gitSHA = git.SHA
-		}
-		if r.description == "" {
-			r.description = git.Description()
+	if r.gitSHA == "" || r.description == "" {
+		if git, ok := ReadGit(ctx, req.SourceDir); ok {
+			if r.gitSHA == "" {
+				r.gitSHA = git.SHA
+			}
+			if r.description == "" {
+				r.description = git.Description()
+			}
 		}
 	}
 	var secrets []string

@@ -13,32 +13,39 @@ import (
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
-// Export writes build id, with its log and every service's image, to w
-// in Convox's export format.
-func Export(ctx context.Context, st store.Store, id string, w io.Writer, reg registry.Options) error {
-	b, err := st.GetBuild(ctx, id)
-	if err != nil {
-		return err
+// logPage is how many log lines one store read returns.
+const logPage = 1000
+
+// ReadLogs calls fn for each log line of build id after afterSeq, in
+// order, reading the store a page at a time, and returns the last Seq seen
+// (afterSeq when there was none).
+func ReadLogs(ctx context.Context, st store.Store, id string, afterSeq int64, fn func(store.LogLine)) (int64, error) {
+	for {
+		lines, err := st.ReadLogs(ctx, id, afterSeq, logPage)
+		if err != nil {
+			return afterSeq, fmt.Errorf("reading log of %s: %w", id, err)
+		}
+		for _, l := range lines {
+			fn(l)
+			afterSeq = l.Seq
+		}
+		if len(lines) < logPage {
+			return afterSeq, nil
+		}
 	}
+}
+
+// Export writes build b, with its log and every service's image, to w in
+// Convox's export format.
+func Export(ctx context.Context, st store.Store, b *store.Build, w io.Writer, reg registry.Options) error {
 	if b.Status != store.StatusComplete {
 		return &InputError{Err: fmt.Errorf("build %s is %s: only complete builds can be exported", b.ID, b.Status)}
 	}
 	var logs []string
-	for seq := int64(0); ; {
-		lines, err := st.ReadLogs(ctx, b.ID, seq, 5000)
-		if err != nil {
-			return fmt.Errorf("reading log of %s: %w", b.ID, err)
-		}
-		for _, l := range lines {
-			logs = append(logs, l.Text)
-			seq = l.Seq
-		}
-		if len(lines) < 5000 {
-			break
-		}
+	if _, err := ReadLogs(ctx, st, b.ID, 0, func(l store.LogLine) { logs = append(logs, l.Text) }); err != nil {
+		return err
 	}
 	return exportfile.Write(ctx, w, b, logs, reg) // its errors name the build
-
 }
 
 // Import reads an export from r, verifies it, pushes its images to

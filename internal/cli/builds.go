@@ -131,18 +131,8 @@ func followLogs(ctx context.Context, st store.Store, id string, w io.Writer, fol
 			return err
 		}
 		ended := b.Status == store.StatusComplete || b.Status == store.StatusFailed
-		for {
-			lines, err := st.ReadLogs(ctx, id, seq, 1000)
-			if err != nil {
-				return fmt.Errorf("reading log of %s: %w", id, err)
-			}
-			for _, l := range lines {
-				fmt.Fprintln(w, l.Text)
-				seq = l.Seq
-			}
-			if len(lines) < 1000 {
-				break
-			}
+		if seq, err = build.ReadLogs(ctx, st, id, seq, func(l store.LogLine) { fmt.Fprintln(w, l.Text) }); err != nil {
+			return err
 		}
 		if ended || !follow {
 			return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/convox-build-action/convox-build-action/internal/build"
+	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
@@ -64,37 +65,39 @@ func exportRun(ctx context.Context, env *Env, conn *connOptions, st store.Store,
 	if err != nil {
 		return err
 	}
+	status := env.IO.Out
 	if file == "-" {
-		fmt.Fprint(env.IO.ErrOut, "Exporting build... ")
-		if err := build.Export(ctx, st, b.ID, env.IO.Out, reg); err != nil {
-			fmt.Fprintln(env.IO.ErrOut, "ERROR")
-			return err
-		}
-		fmt.Fprintln(env.IO.ErrOut, "OK")
-		return nil
+		status = env.IO.ErrOut // stdout carries the export
 	}
-	fmt.Fprint(env.IO.Out, "Exporting build... ")
-	// Write beside the target and rename, so a failed export never leaves
-	// a truncated file under the name asked for.
+	fmt.Fprint(status, "Exporting build... ")
+	if err := exportTo(ctx, env, st, b, file, reg); err != nil {
+		fmt.Fprintln(status, "ERROR")
+		return err
+	}
+	fmt.Fprintln(status, "OK")
+	return nil
+}
+
+// exportTo writes the export to stdout ("-") or to file: beside it first,
+// then renamed, so a failed export never leaves a truncated file under the
+// name asked for.
+func exportTo(ctx context.Context, env *Env, st store.Store, b *store.Build, file string, reg registry.Options) error {
+	if file == "-" {
+		return build.Export(ctx, st, b, env.IO.Out, reg)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".export-*.tgz")
 	if err != nil {
-		fmt.Fprintln(env.IO.Out, "ERROR")
 		return fmt.Errorf("exporting %s: %w", b.ID, err)
 	}
 	defer os.Remove(tmp.Name())
-	err = build.Export(ctx, st, b.ID, tmp, reg)
+	err = build.Export(ctx, st, b, tmp, reg)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
 	if err != nil {
-		fmt.Fprintln(env.IO.Out, "ERROR")
 		return err
 	}
-	fmt.Fprintln(env.IO.Out, "OK")
-	return nil
+	return os.Rename(tmp.Name(), file)
 }
 
 func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, file string) error {
