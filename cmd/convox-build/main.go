@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,6 +17,10 @@ import (
 )
 
 func main() {
+	// BuildKit's client session serves HTTP/2 in this process, and x/net's
+	// HTTP/2 server reports a stream cut short (a cancelled build) through
+	// the standard logger: such lines are not the user's business.
+	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	ios := &cli.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, IsTerminal: isatty.IsTerminal(os.Stdout.Fd())}
 	code := cli.Main(ctx, os.Args[1:], ios, os.Getenv)

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,11 +35,16 @@ type Cache struct {
 	Type string
 	// Dir is the directory for CacheLocal.
 	Dir string
-	// GHAURL, GHAURLV2 and GHAToken reach the Actions cache service for
-	// CacheGHA; empty ones are read from ACTIONS_CACHE_URL,
-	// ACTIONS_RESULTS_URL and ACTIONS_RUNTIME_TOKEN.
+	// GHAURL (the v1 cache service, ACTIONS_CACHE_URL in a job),
+	// GHAURLV2 (the v2 service, ACTIONS_RESULTS_URL) and GHAToken
+	// (ACTIONS_RUNTIME_TOKEN) reach the GitHub Actions cache for CacheGHA:
+	// the token and one of the URLs are required.
 	GHAURL, GHAURLV2, GHAToken string
 }
+
+// ErrNoGHACache is the Cache error for CacheGHA without the GitHub Actions
+// cache service's address and token.
+var ErrNoGHACache = errors.New("cache type gha needs the GitHub Actions cache service's URL and token, which only a GitHub Actions job has")
 
 // Validate checks the cache settings before a build starts.
 func (c Cache) Validate() error {
@@ -47,32 +53,17 @@ func (c Cache) Validate() error {
 		return nil
 	case CacheLocal:
 		if c.Dir == "" {
-			return &InputError{Err: fmt.Errorf("cache type local needs a directory")}
+			return &InputError{Field: FieldCache, Err: errors.New("cache type local needs a directory")}
 		}
 		return nil
 	case CacheGHA:
-		if c.ghaToken() == "" || (c.ghaURL() == "" && c.ghaURLV2() == "") {
-			return &InputError{Err: fmt.Errorf("cache type gha needs the GitHub Actions cache service (ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL or ACTIONS_RESULTS_URL): use it inside a GitHub Actions job")}
+		if c.GHAToken == "" || (c.GHAURL == "" && c.GHAURLV2 == "") {
+			return &InputError{Field: FieldCache, Err: ErrNoGHACache}
 		}
 		return nil
 	default:
-		return &InputError{Err: fmt.Errorf("unknown cache type %q: use registry, local, inline, gha or none", c.Type)}
+		return &InputError{Field: FieldCache, Err: fmt.Errorf("unknown cache type %q: use registry, local, inline, gha or none", c.Type)}
 	}
-}
-
-func (c Cache) ghaURL() string   { return firstNonEmpty(c.GHAURL, os.Getenv("ACTIONS_CACHE_URL")) }
-func (c Cache) ghaURLV2() string { return firstNonEmpty(c.GHAURLV2, os.Getenv("ACTIONS_RESULTS_URL")) }
-func (c Cache) ghaToken() string {
-	return firstNonEmpty(c.GHAToken, os.Getenv("ACTIONS_RUNTIME_TOKEN"))
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // cacheRef is the registry cache image of a service.
@@ -124,11 +115,11 @@ func (c Cache) entries(repository string, services []string, insecure, noCache b
 }
 
 func (c Cache) ghaAttrs(repository, service string, export bool) map[string]string {
-	a := map[string]string{"scope": repository + ":" + service, "token": c.ghaToken()}
-	if u := c.ghaURL(); u != "" {
+	a := map[string]string{"scope": repository + ":" + service, "token": c.GHAToken}
+	if u := c.GHAURL; u != "" {
 		a["url"] = u
 	}
-	if u := c.ghaURLV2(); u != "" {
+	if u := c.GHAURLV2; u != "" {
 		a["url_v2"] = u
 	}
 	if export {

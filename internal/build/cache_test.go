@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,11 +76,11 @@ func TestCacheTypesSurviveAnEmptyBuilder(t *testing.T) {
 			}
 			prune(t, h.env.BuildkitAddr)
 			var logs []string
-			req.Events = func(e build.Event) {
+			req.Sink = build.SinkFunc(func(e build.Event) {
 				if e.Type == build.LogLine {
 					logs = append(logs, e.Line)
 				}
-			}
+			})
 			b, err := h.engine.Run(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
@@ -101,11 +102,11 @@ func TestNoCacheIgnoresTheRegistryCache(t *testing.T) {
 	prune(t, h.env.BuildkitAddr)
 	req.NoCache = true
 	var imported bool
-	req.Events = func(e build.Event) {
+	req.Sink = build.SinkFunc(func(e build.Event) {
 		if e.Type == build.LogLine && strings.Contains(e.Line, "importing cache manifest") {
 			imported = true
 		}
-	}
+	})
 	b, err := h.engine.Run(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -116,16 +117,16 @@ func TestNoCacheIgnoresTheRegistryCache(t *testing.T) {
 }
 
 func TestGHACacheNeedsActions(t *testing.T) {
-	t.Setenv("ACTIONS_RUNTIME_TOKEN", "")
-	t.Setenv("ACTIONS_CACHE_URL", "")
-	t.Setenv("ACTIONS_RESULTS_URL", "")
-	err := build.Cache{Type: build.CacheGHA}.Validate()
-	if err == nil || !build.IsInputError(err) || !strings.Contains(err.Error(), "inside a GitHub Actions job") {
-		t.Errorf("gha outside Actions: %v", err)
-	}
+	// The engine reads no environment: without the service's address and
+	// token in Cache, gha is refused with a typed error whatever the
+	// process environment holds.
 	t.Setenv("ACTIONS_RUNTIME_TOKEN", "tok")
 	t.Setenv("ACTIONS_RESULTS_URL", "http://127.0.0.1:1/")
-	if err := (build.Cache{Type: build.CacheGHA}).Validate(); err != nil {
-		t.Errorf("gha in Actions: %v", err)
+	err := build.Cache{Type: build.CacheGHA}.Validate()
+	if !errors.Is(err, build.ErrNoGHACache) || build.InputField(err) != build.FieldCache {
+		t.Errorf("gha without the service: %v", err)
+	}
+	if err := (build.Cache{Type: build.CacheGHA, GHAToken: "tok", GHAURLV2: "http://127.0.0.1:1/"}).Validate(); err != nil {
+		t.Errorf("gha with the service: %v", err)
 	}
 }

@@ -10,17 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/convox-build-action/convox-build-action/internal/buildkit"
-	"github.com/convox-build-action/convox-build-action/internal/manifest"
 	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
@@ -40,17 +33,28 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*buildkit.Client,
 	return buildkit.Connect(ctx, addr, opts)
 }
 
-// Engine runs builds. Its fields are its dependencies; all are required
-// but Now.
+// Engine runs builds. Solver and Store are required; the rest have
+// defaults.
 type Engine struct {
 	Solver Solver
 	Store  store.Store
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// HeartbeatInterval is how often a running build marks itself alive
+	// in the store (default DefaultHeartbeatInterval). A created or
+	// running build whose mark is older than StaleFactor intervals was
+	// abandoned by a process that died, and ReapStale fails it. Engines
+	// sharing a store must use the same interval.
+	HeartbeatInterval time.Duration
 }
 
 // Request is one build.
 type Request struct {
+	// ID is the build's ID (default: a new one). A queue that may run a
+	// job twice chooses it up front: a Run with the ID of a build that
+	// ended returns that build without building again; a Run with the ID
+	// of an abandoned build builds it again under the same ID.
+	ID string
 	// App is the Convox app name.
 	App string
 	// Repository is the image repository the build pushes to, e.g.
@@ -69,8 +73,12 @@ type Request struct {
 	// BuildArgs from the caller; they win over build.args and Env.
 	BuildArgs map[string]string
 	// Secrets are BuildKit secrets (RUN --mount=type=secret,id=KEY);
-	// never build arguments, and redacted from logs and errors.
+	// never build arguments, and redacted from logs and errors, whole and
+	// line by line.
 	Secrets map[string][]byte
+	// Redact lists more values to hide from logs and errors, such as
+	// tokens the caller holds.
+	Redact []string
 	// NoCache disables every cache import and BuildKit's own cache.
 	NoCache bool
 	// Development builds each Dockerfile's "development" stage when it
@@ -89,53 +97,80 @@ type Request struct {
 	GitSHA string
 	// MaxParallel bounds concurrent build specs (default: all at once).
 	MaxParallel int
-	// Events, when set, receives the build's events in order.
-	Events func(Event)
+	// Sink, when set, receives the build's events (see Sink).
+	Sink Sink
 }
+
+// finishTimeout bounds recording a build's outcome, and waiting for a
+// sink to take the last events, once the caller's context is done.
+const finishTimeout = 30 * time.Second
 
 // Run builds req and returns the finished Build record: status complete
 // with its Release, or failed with a reason (and the error). Problems with
 // the request itself return an *InputError before any Build is recorded.
+// Run first fails builds abandoned by processes that died (ReapStale).
 func (e *Engine) Run(ctx context.Context, req Request) (*store.Build, error) {
-	now := e.Now
-	if now == nil {
-		now = time.Now
+	if e.Solver == nil || e.Store == nil {
+		return nil, errors.New("engine: Solver and Store are required")
 	}
 	r, err := e.prepare(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	r.now = now
-
-	b := &store.Build{
-		ID:          NewID("B"),
-		App:         req.App,
-		Description: r.description,
-		GitSHA:      r.gitSHA,
-		Manifest:    r.manifestText,
-		Repository:  req.Repository,
-		Status:      store.StatusCreated,
-		Started:     now().UTC(),
-		Heartbeat:   now().UTC(),
+	b, resumed, err := e.claim(ctx, r)
+	if err != nil {
+		return nil, err
 	}
-	if err := e.Store.CreateBuild(ctx, b); err != nil {
-		return nil, fmt.Errorf("recording build: %w", err)
+	if b.Status == store.StatusComplete || b.Status == store.StatusFailed {
+		return e.finished(r, b)
+	}
+	if _, err := e.ReapStale(ctx); err != nil {
+		return nil, err
 	}
 	r.build = b
 	r.logs = newLogWriter(e.Store, b.ID)
 
-	err = r.runSafely(ctx)
+	// The build's own context: cancelled by the caller, or by the engine
+	// when the sink panics or the build's heartbeat is lost.
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var stopMu sync.Mutex
+	var stopErr error
+	stop := func(err error) {
+		stopMu.Lock()
+		if stopErr == nil {
+			stopErr = err
+		}
+		stopMu.Unlock()
+		cancel(err)
+	}
+	stopped := func() error {
+		stopMu.Lock()
+		defer stopMu.Unlock()
+		return stopErr
+	}
+	if req.Sink != nil {
+		r.events = newEventQueue(req.Sink, stop)
+	}
+	if resumed {
+		r.log(nil, "resuming build "+b.ID+": the previous attempt stopped before it ended")
+	}
+
+	err = r.runSafely(bctx, stop)
+	if serr := stopped(); serr != nil {
+		err = serr
+	}
 	if lerr := r.logs.close(); err == nil && lerr != nil {
 		err = fmt.Errorf("writing build log: %w", lerr)
 	}
 	// Record the outcome even when ctx is cancelled: no build may stay
 	// running.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	b.Ended = now().UTC()
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer fcancel()
+	b.Ended = r.now().UTC()
 	if err == nil {
 		rel := &store.Release{ID: NewID("R"), App: req.App, Build: b.ID, Manifest: r.manifestText, Description: b.Description, Created: b.Ended}
-		if err = e.Store.CreateRelease(fctx, rel); err != nil {
+		if err = retryStore(fctx, func() error { return e.Store.CreateRelease(fctx, rel) }); err != nil {
 			err = fmt.Errorf("recording release: %w", err)
 		} else {
 			b.Release = rel.ID
@@ -151,13 +186,113 @@ func (e *Engine) Run(ctx context.Context, req Request) (*store.Build, error) {
 	} else {
 		b.Status = store.StatusComplete
 	}
-	if uerr := e.Store.UpdateBuild(fctx, b); uerr != nil && err == nil {
-		err = fmt.Errorf("recording build result: %w", uerr)
+	if uerr := retryStore(fctx, func() error { return e.Store.UpdateBuild(fctx, b) }); uerr != nil {
+		uerr = fmt.Errorf("recording the result of build %s: %w", b.ID, uerr)
+		if err == nil {
+			err = uerr
+		} else {
+			err = errors.Join(err, uerr)
+		}
 	}
-	if perr := recovered(func() error { r.emit(Event{Type: BuildFinished, Build: b, Err: err}); return nil }); perr != nil && err == nil {
-		err = perr
+	r.emit(Event{Type: BuildFinished, Build: b, Err: err})
+	if r.events != nil {
+		r.events.close(ctx, finishTimeout)
+	}
+	if serr := stopped(); serr != nil && err == nil {
+		// The sink panicked on BuildFinished: the build is recorded
+		// complete, but the caller must hear of the panic.
+		err = serr
 	}
 	return b, err
+}
+
+// finished reports a build that ended in an earlier Run with the same ID.
+func (e *Engine) finished(r *run, b *store.Build) (*store.Build, error) {
+	var err error
+	if b.Status == store.StatusFailed {
+		err = &PreviousRunError{Build: b}
+	}
+	r.build = b
+	if r.req.Sink != nil {
+		r.events = newEventQueue(r.req.Sink, func(error) {})
+		r.emit(Event{Type: BuildFinished, Build: b, Err: err})
+		r.events.close(context.Background(), finishTimeout)
+	}
+	return b, err
+}
+
+// claim records the build r runs: a new one, or the one named by
+// r.req.ID, which may have ended (for finished) or be resumed (created
+// again after an abandoned attempt).
+func (e *Engine) claim(ctx context.Context, r *run) (b *store.Build, resumed bool, err error) {
+	now := r.now().UTC()
+	if r.req.ID != "" {
+		old, err := e.Store.GetBuild(ctx, r.req.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, false, fmt.Errorf("looking up build %s: %w", r.req.ID, err)
+		case old.App != r.req.App:
+			return nil, false, &InputError{Field: FieldID, Err: fmt.Errorf("build %s belongs to app %s, not %s", old.ID, old.App, r.req.App)}
+		case old.Status == store.StatusComplete || (old.Status == store.StatusFailed && old.Reason != AbandonedReason):
+			return old, false, nil
+		case old.Status != store.StatusFailed && now.Sub(old.Heartbeat) < e.staleAfter():
+			return nil, false, &InProgressError{ID: old.ID, Heartbeat: old.Heartbeat}
+		default:
+			// Abandoned, or about to be: take it over.
+			old.Status, old.Reason, old.Release, old.Services, old.Entrypoint = store.StatusCreated, "", "", nil, ""
+			old.Description, old.GitSHA, old.Manifest, old.Repository = r.description, r.gitSHA, r.manifestText, r.req.Repository
+			old.Started, old.Ended, old.Heartbeat = now, time.Time{}, now
+			if err := e.Store.UpdateBuild(ctx, old); err != nil {
+				return nil, false, fmt.Errorf("resuming build %s: %w", old.ID, err)
+			}
+			return old, true, nil
+		}
+	}
+	id := r.req.ID
+	if id == "" {
+		id = NewID("B")
+	}
+	b = &store.Build{
+		ID:          id,
+		App:         r.req.App,
+		Description: r.description,
+		GitSHA:      r.gitSHA,
+		Manifest:    r.manifestText,
+		Repository:  r.req.Repository,
+		Status:      store.StatusCreated,
+		Started:     now,
+		Heartbeat:   now,
+	}
+	if err := e.Store.CreateBuild(ctx, b); err != nil {
+		return nil, false, fmt.Errorf("recording build: %w", err)
+	}
+	return b, false, nil
+}
+
+// retryStore calls f until it succeeds, fails for good, or ctx ends: the
+// last records of a build must not be lost to a busy database.
+func retryStore(ctx context.Context, f func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
 }
 
 // redactError hides secrets in an error's text but keeps its chain for
@@ -169,345 +304,3 @@ type redactError struct {
 
 func (e redactError) Error() string { return e.r.redact(e.err.Error()) }
 func (e redactError) Unwrap() error { return e.err }
-
-// run is one build in progress.
-type run struct {
-	e   *Engine
-	req Request
-	now func() time.Time
-
-	manifestText string
-	description  string
-	gitSHA       string
-	plan         *manifest.Plan
-	previous     map[string]string
-	redact       redactor
-	prefixed     bool
-
-	build *store.Build
-	logs  *logWriter
-
-	eventsMu sync.Mutex
-	mu       sync.Mutex
-	images   []store.ServiceImage
-}
-
-// prepare checks the request and plans the build; nothing is recorded.
-func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
-	if e.Solver == nil || e.Store == nil {
-		return nil, errors.New("engine: Solver and Store are required")
-	}
-	if req.App == "" {
-		return nil, &InputError{Err: errors.New("no app name: pass --app (-a)")}
-	}
-	if req.Repository == "" {
-		return nil, &InputError{Err: errors.New("no image repository: pass --repository (for example registry.example.com/myapp)")}
-	}
-	if strings.ContainsAny(req.Repository, "@ ") || strings.Count(strings.TrimPrefix(req.Repository, "localhost"), ":") > 1 {
-		return nil, &InputError{Err: fmt.Errorf("invalid image repository %q: give host/path without a tag", req.Repository)}
-	}
-	if err := req.Cache.Validate(); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Stat(req.SourceDir); err != nil || !fi.IsDir() {
-		return nil, &InputError{Err: fmt.Errorf("source directory %s: not a directory", req.SourceDir)}
-	}
-	name := req.Manifest
-	if name == "" {
-		name = "convox.yml"
-	}
-	data, err := os.ReadFile(filepath.Join(req.SourceDir, name))
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, &InputError{Err: fmt.Errorf("no such file: %s (the app's convox.yml; pass --manifest for another name)", name)}
-		}
-		return nil, &InputError{Err: fmt.Errorf("reading %s: %w", name, err)}
-	}
-	env := req.Env
-	if env == nil {
-		env = map[string]string{}
-	}
-	m, _, err := manifest.Parse(name, data, manifest.Options{Env: env})
-	if err != nil {
-		return nil, &InputError{Err: err}
-	}
-	plan, err := m.Plan(req.SourceDir, manifest.PlanOptions{Services: req.Services, Args: req.BuildArgs, Env: env, Development: req.Development})
-	if err != nil {
-		return nil, &InputError{Err: err}
-	}
-	if len(plan.Builds)+len(plan.Images) == 0 {
-		return nil, &InputError{Err: fmt.Errorf("%s has no services to build", name)}
-	}
-
-	r := &run{e: e, req: req, manifestText: string(data), plan: plan, description: req.Description, gitSHA: req.GitSHA}
-	if r.gitSHA == "" || r.description == "" {
-		if git, ok := ReadGit(ctx, req.SourceDir); ok {
-			if r.gitSHA == "" {
-				r.gitSHA = git.SHA
-			}
-			if r.description == "" {
-				r.description = git.Description()
-			}
-		}
-	}
-	var secrets []string
-	for _, v := range req.Secrets {
-		secrets = append(secrets, string(v))
-	}
-	secrets = append(secrets, req.Registry.Auth.Secrets()...)
-	r.redact = newRedactor(secrets...)
-	r.prefixed = len(plan.Builds)+len(plan.Images) > 1
-	if req.Cache.Type == CacheInline && !req.NoCache {
-		r.previous = previousImages(ctx, e.Store, req.App)
-	}
-	return r, nil
-}
-
-func (r *run) emit(ev Event) {
-	if r.req.Events == nil {
-		return
-	}
-	if ev.Time.IsZero() {
-		ev.Time = r.now()
-	}
-	if r.build != nil {
-		ev.BuildID = r.build.ID
-	}
-	r.eventsMu.Lock()
-	defer r.eventsMu.Unlock()
-	r.req.Events(ev)
-}
-
-// log writes a line to the build log (prefixed with the services when
-// several build at once) and emits it.
-func (r *run) log(services []string, line string) {
-	line = r.redact.redact(line)
-	if r.prefixed && len(services) > 0 {
-		line = strings.Join(services, ",") + " | " + line
-	}
-	r.logs.write(line)
-	r.emit(Event{Type: LogLine, Services: services, Line: line})
-}
-
-// runSafely runs the build; a panic (in the engine or in an Events
-// callback) becomes an error, so that the build is still recorded failed.
-func (r *run) runSafely(ctx context.Context) error {
-	return recovered(func() error { return r.run(ctx) })
-}
-
-// recovered calls f and turns a panic into an error.
-func recovered(f func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("internal error: %v", p)
-		}
-	}()
-	return f()
-}
-
-func (r *run) run(ctx context.Context) error {
-	b := r.build
-	b.Status = store.StatusRunning
-	if err := r.e.Store.UpdateBuild(ctx, b); err != nil {
-		return fmt.Errorf("recording build start: %w", err)
-	}
-	r.emit(Event{Type: BuildStarted, Build: b})
-
-	hbCtx, stopHeartbeat := context.WithCancel(ctx)
-	defer stopHeartbeat()
-	go r.heartbeat(hbCtx)
-
-	limit := r.req.MaxParallel
-	if limit <= 0 {
-		limit = len(r.plan.Builds) + len(r.plan.Images)
-	}
-	for _, spec := range r.plan.Builds {
-		r.emit(Event{Type: ServiceQueued, Services: spec.Services})
-	}
-	for _, img := range r.plan.Images {
-		r.emit(Event{Type: ServiceQueued, Services: []string{img.Service}})
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(limit)
-	for _, spec := range r.plan.Builds {
-		g.Go(func() error { return recovered(func() error { return r.buildSpec(gctx, spec) }) })
-	}
-	for _, img := range r.plan.Images {
-		g.Go(func() error { return recovered(func() error { return r.copyImage(gctx, img) }) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	sort.Slice(r.images, func(i, j int) bool { return r.images[i].Service < r.images[j].Service })
-	b.Services = r.images
-	if len(r.images) == 1 {
-		b.Entrypoint = r.images[0].Entrypoint
-	}
-	return nil
-}
-
-func (r *run) heartbeat(ctx context.Context) {
-	t := time.NewTicker(HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.e.Store.Heartbeat(ctx, r.build.ID, r.now().UTC())
-		}
-	}
-}
-
-// HeartbeatInterval is how often a running build marks itself alive; a
-// build whose mark is much older than this was abandoned by a process that
-// died (see store.FailStale).
-const HeartbeatInterval = 10 * time.Second
-
-// credentials are the registry credentials for BuildKit's session; nil
-// (anonymous) when there is no Auth.
-func (r *run) credentials() buildkit.Credentials {
-	if r.req.Registry.Auth == nil {
-		return nil
-	}
-	return r.req.Registry.Auth.Credentials
-}
-
-func (r *run) tag(service string) string {
-	return r.req.Repository + ":" + service + "." + r.build.ID
-}
-
-func (r *run) buildSpec(ctx context.Context, spec manifest.BuildSpec) error {
-	services := spec.Services
-	start := r.now()
-	r.emit(Event{Type: ServiceStarted, Services: services})
-	fail := func(err error, f *Failure) error {
-		se := &ServiceError{Services: services, Failure: f, Err: err}
-		r.emit(Event{Type: ServiceFinished, Services: services, Err: se, Failure: f})
-		return se
-	}
-	names := make([]string, len(services))
-	for i, s := range services {
-		names[i] = r.tag(s)
-	}
-	imports, exports := r.req.Cache.entries(r.req.Repository, services, r.req.Registry.Insecure, r.req.NoCache, r.previous)
-	imports = r.existingCaches(ctx, imports)
-	res, err := r.e.Solver.Build(ctx, buildkit.BuildRequest{
-		ContextDir:   filepath.Join(r.req.SourceDir, filepath.FromSlash(spec.Context)),
-		Dockerfile:   filepath.Join(r.req.SourceDir, filepath.FromSlash(spec.Dockerfile)),
-		Target:       spec.Target,
-		BuildArgs:    spec.Args,
-		Platforms:    r.req.Platforms,
-		NoCache:      r.req.NoCache,
-		Image:        &buildkit.ImageExport{Names: names, Push: true, Insecure: r.req.Registry.Insecure},
-		CacheImports: imports,
-		CacheExports: exports,
-		Credentials:  r.credentials(),
-		Secrets:      r.req.Secrets,
-		Log:          func(line string) { r.log(services, line) },
-		OnStep: func(s buildkit.Step) {
-			r.emit(Event{Type: StepFinished, Services: services, Step: &Step{Name: s.Name, Cached: s.Cached, Error: s.Error, Duration: s.Completed.Sub(s.Started)}})
-		},
-	})
-	if err != nil {
-		var be *buildkit.BuildError
-		if errors.As(err, &be) {
-			f := &Failure{Services: services, Step: be.Step, ExitCode: be.ExitCode, Dockerfile: spec.Dockerfile,
-				StartLine: be.StartLine, EndLine: be.EndLine, Message: r.redact.redact(errorText(be)), LogTail: be.LogTail}
-			if be.StartLine == 0 {
-				f.Dockerfile = ""
-			}
-			return fail(err, f)
-		}
-		return fail(err, nil)
-	}
-	if res.Digest == "" {
-		return fail(errors.New("buildkit reported no image digest"), nil)
-	}
-	entrypoint := ""
-	if cf, err := registry.ImageConfig(ctx, names[0]+"@"+res.Digest, r.req.Registry); err == nil {
-		entrypoint = registry.Entrypoint(cf)
-	} else {
-		return fail(fmt.Errorf("reading the pushed image's config: %w", err), nil)
-	}
-	elapsed := r.now().Sub(start)
-	var out []store.ServiceImage
-	for i, s := range services {
-		out = append(out, store.ServiceImage{Service: s, Image: names[i], Digest: res.Digest, Entrypoint: entrypoint,
-			DurationMS: elapsed.Milliseconds(), CachedSteps: res.Cached, TotalSteps: res.Steps})
-	}
-	r.mu.Lock()
-	r.images = append(r.images, out...)
-	r.mu.Unlock()
-	r.emit(Event{Type: ServiceFinished, Services: services, Images: out})
-	return nil
-}
-
-// existingCaches drops registry cache imports whose image does not exist
-// yet (a first build), which BuildKit would report as an error in the log.
-func (r *run) existingCaches(ctx context.Context, imports []buildkit.CacheEntry) []buildkit.CacheEntry {
-	out := imports[:0:0]
-	for _, c := range imports {
-		if c.Type == "registry" {
-			opts := r.req.Registry
-			opts.Retry = registry.Retry{Tries: 1}
-			if _, err := registry.Digest(ctx, c.Attrs["ref"], opts); err != nil {
-				continue
-			}
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-// errorText is a BuildError's message without the step name, which
-// Failure carries on its own.
-func errorText(be *buildkit.BuildError) string {
-	s := be.Error()
-	if be.Step != "" {
-		s = strings.TrimPrefix(s, be.Step+": ")
-	}
-	return s
-}
-
-func (r *run) copyImage(ctx context.Context, img manifest.ImageService) error {
-	services := []string{img.Service}
-	start := r.now()
-	r.emit(Event{Type: ServiceStarted, Services: services})
-	dst := r.tag(img.Service)
-	r.log(services, fmt.Sprintf("copying image %s to %s", img.Image, dst))
-	digest, err := registry.Copy(ctx, img.Image, dst, r.req.Registry)
-	if err == nil {
-		cf, cerr := registry.ImageConfig(ctx, dst+"@"+digest, r.req.Registry)
-		if err = cerr; err == nil {
-			si := store.ServiceImage{Service: img.Service, Image: dst, Digest: digest, Entrypoint: registry.Entrypoint(cf),
-				ImageOnly: true, DurationMS: r.now().Sub(start).Milliseconds()}
-			r.log(services, fmt.Sprintf("copied %s as %s@%s", img.Image, dst, digest))
-			r.mu.Lock()
-			r.images = append(r.images, si)
-			r.mu.Unlock()
-			r.emit(Event{Type: ServiceFinished, Services: services, Images: []store.ServiceImage{si}})
-			return nil
-		}
-	}
-	err = fmt.Errorf("copying image %s: %w", img.Image, err)
-	r.log(services, "error: "+err.Error())
-	se := &ServiceError{Services: services, Err: err}
-	r.emit(Event{Type: ServiceFinished, Services: services, Err: se})
-	return se
-}
-
-// StaleAfter is how old a running build's heartbeat may get before the
-// build counts as abandoned (its process died without recording an end).
-const StaleAfter = 6 * HeartbeatInterval
-
-// ReapStale marks abandoned builds failed, so that no build stays
-// "running" after the process that ran it died; it returns their IDs.
-// Front ends call it before they start or list builds.
-func ReapStale(ctx context.Context, st store.Store, now time.Time) ([]string, error) {
-	ids, err := st.FailStale(ctx, now.Add(-StaleAfter), "abandoned: the process running this build stopped before it ended")
-	if err != nil {
-		return nil, fmt.Errorf("failing abandoned builds: %w", err)
-	}
-	return ids, nil
-}

@@ -34,7 +34,7 @@ func TestMultiServiceAppBuildsSharesSpecsAndPushesEveryTag(t *testing.T) {
 	h := newHarness(t)
 	req := h.request(t, "multi")
 	var ev events
-	req.Events = ev.add
+	req.Sink = build.SinkFunc(ev.add)
 	b, err := h.engine.Run(context.Background(), req)
 	if err != nil {
 		t.Fatalf("build: %v", err)
@@ -170,7 +170,7 @@ func TestFailingRunFailsBuildNamingServiceStepAndExitCode(t *testing.T) {
 	h := newHarness(t)
 	req := h.request(t, "failing")
 	var ev events
-	req.Events = ev.add
+	req.Sink = build.SinkFunc(ev.add)
 	start := time.Now()
 	b, err := h.engine.Run(context.Background(), req)
 	var se *build.ServiceError
@@ -213,11 +213,11 @@ func TestCancelledBuildIsRecordedFailed(t *testing.T) {
 	req := h.request(t, "failing")
 	req.Services = []string{"web"} // RUN sleep 30
 	ctx, cancel := context.WithCancel(context.Background())
-	req.Events = func(e build.Event) {
+	req.Sink = build.SinkFunc(func(e build.Event) {
 		if e.Type == build.StepFinished && strings.Contains(e.Step.Name, "FROM") {
 			cancel()
 		}
-	}
+	})
 	start := time.Now()
 	b, err := h.engine.Run(ctx, req)
 	if err == nil || !errors.Is(err, context.Canceled) {
@@ -346,7 +346,7 @@ func TestMaxParallelBoundsConcurrentSpecs(t *testing.T) {
 	req := h.request(t, "multi")
 	req.MaxParallel = 1
 	running, most := 0, 0
-	req.Events = func(e build.Event) {
+	req.Sink = build.SinkFunc(func(e build.Event) {
 		switch e.Type {
 		case build.ServiceStarted:
 			running++
@@ -354,7 +354,7 @@ func TestMaxParallelBoundsConcurrentSpecs(t *testing.T) {
 		case build.ServiceFinished:
 			running--
 		}
-	}
+	})
 	if _, err := h.engine.Run(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -366,13 +366,13 @@ func TestMaxParallelBoundsConcurrentSpecs(t *testing.T) {
 func TestPanickingEventHandlerFailsTheBuildInsteadOfTheProcess(t *testing.T) {
 	h := newHarness(t)
 	req := h.request(t, "demo")
-	req.Events = func(e build.Event) {
+	req.Sink = build.SinkFunc(func(e build.Event) {
 		if e.Type == build.ServiceStarted {
 			panic("adapter bug")
 		}
-	}
+	})
 	b, err := h.engine.Run(context.Background(), req)
-	if err == nil || !strings.Contains(err.Error(), "internal error: adapter bug") {
+	if err == nil || !strings.Contains(err.Error(), "internal error: event handler panicked on service-started event: adapter bug") {
 		t.Fatalf("err = %v", err)
 	}
 	if stored, _ := h.store.GetBuild(context.Background(), b.ID); stored.Status != store.StatusFailed {

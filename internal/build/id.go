@@ -34,7 +34,7 @@ func ValidBuildID(id string) bool { return buildIDPattern.MatchString(id) }
 // CheckBuildID returns a clear error for a malformed build ID.
 func CheckBuildID(id string) error {
 	if !ValidBuildID(id) {
-		return &InputError{Err: fmt.Errorf("invalid build ID %q: a build ID is B followed by 10 uppercase letters, like BQULMXNMEIU", id)}
+		return &InputError{Field: FieldID, Err: fmt.Errorf("invalid build ID %q: a build ID is B followed by 10 uppercase letters, like BQULMXNMEIU", id)}
 	}
 	return nil
 }

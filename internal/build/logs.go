@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,14 +100,78 @@ func (w *logWriter) close() error {
 // URLs (signed URLs, tokens), in log lines and errors.
 type redactor []string
 
+// newRedactor hides each secret whole and, since logs are read a line at
+// a time, each of its lines: a secret read from a file ends with a
+// newline (or CRLF) that a log line never holds, and a PEM key spans many
+// lines. Values shorter than 4 characters are not hidden: they would
+// mangle ordinary text.
 func newRedactor(secrets ...string) redactor {
 	var r redactor
-	for _, s := range secrets {
-		if len(s) >= 4 { // shorter values would mangle ordinary text
+	add := func(s string) {
+		if len(s) >= 4 {
 			r = append(r, s)
+		}
+	}
+	for _, s := range secrets {
+		add(s)
+		trimmed := strings.TrimRight(s, "\r\n")
+		if trimmed != s {
+			add(trimmed)
+		}
+		for _, line := range strings.FieldsFunc(s, func(c rune) bool { return c == '\n' || c == '\r' }) {
+			if line != s && line != trimmed {
+				add(strings.TrimSpace(line))
+			}
 		}
 	}
 	return r
 }
 
 func (r redactor) redact(s string) string { return registry.Redact(s, r) }
+
+// lines redacts each of lines, in a new slice.
+func (r redactor) lines(lines []string) []string {
+	if lines == nil {
+		return nil
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = r.redact(l)
+	}
+	return out
+}
+
+// FollowLogs calls fn for each line of build id's log after afterSeq, in
+// order, and keeps reading every poll interval until the build has ended
+// and every line is out; it returns the ended build. A build whose
+// process died (its heartbeat is older than StaleAfter) is failed on the
+// way (ReapStale), so following it ends too. With poll <= 0 it reads what
+// is there once and returns the build as it is.
+func (e *Engine) FollowLogs(ctx context.Context, id string, afterSeq int64, poll time.Duration, fn func(store.LogLine)) (*store.Build, error) {
+	for {
+		// Read the status first: lines written before it ended are then
+		// all visible to the read that follows.
+		b, err := e.Store.GetBuild(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		ended := b.Status == store.StatusComplete || b.Status == store.StatusFailed
+		if !ended && e.now().Sub(b.Heartbeat) > e.StaleAfter() {
+			if _, err := e.ReapStale(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if afterSeq, err = ReadLogs(ctx, e.Store, id, afterSeq, fn); err != nil {
+			return nil, err
+		}
+		if ended || poll <= 0 {
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}

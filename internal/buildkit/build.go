@@ -414,7 +414,7 @@ func hint(be *BuildError, dockerfile string) string {
 	case strings.Contains(msg, "failed to resolve source metadata") && strings.Contains(msg, "not found"):
 		return "the base image does not exist, or it is private: check its name and tag, and give credentials for its registry"
 	case strings.Contains(msg, "401 Unauthorized") || strings.Contains(msg, "403 Forbidden"):
-		return "the registry refused access: give credentials for it (--registry-auth HOST=USER:PASSWORD or docker login)"
+		return "the registry refused access: give credentials for it"
 	}
 	return ""
 }

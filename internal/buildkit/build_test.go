@@ -2,10 +2,14 @@ package buildkit_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 
 	"github.com/convox-build-action/convox-build-action/internal/buildkit"
 	"github.com/convox-build-action/convox-build-action/internal/devenv"
@@ -211,6 +217,18 @@ func TestConnectToNothingFailsWithinBoundNamingAddress(t *testing.T) {
 			connectFails(t, addr, why)
 		}()
 	}
+	// An HTTP/2 server that is not buildkitd: the connection works, the
+	// API does not. Its own log must not reach our output either.
+	var serverLog bytes.Buffer
+	h2 := httptest.NewUnstartedServer(h2c.NewHandler(http.NotFoundHandler(), &http2.Server{}))
+	h2.Config.ErrorLog = log.New(&serverLog, "", 0)
+	h2.Start()
+	defer h2.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		connectFails(t, "tcp://"+h2.Listener.Addr().String(), "is not buildkitd")
+	}()
 	wg.Wait()
 	if _, err := buildkit.Connect(context.Background(), "/var/run/buildkitd.sock", buildkit.ConnectOptions{}); err == nil || !strings.Contains(err.Error(), "no scheme") {
 		t.Errorf("address without scheme: err = %v", err)

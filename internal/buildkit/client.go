@@ -18,6 +18,7 @@ import (
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses
 	"github.com/moby/buildkit/util/grpcerrors"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultConnectTimeout bounds how long Connect waits for buildkitd to answer.
@@ -47,7 +48,7 @@ type Client struct {
 // here, within the timeout, with the address in the error.
 func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, error) {
 	if addr == "" {
-		return nil, errors.New("no buildkitd address: set BUILDKIT_HOST (for example unix:///run/buildkit/buildkitd.sock)")
+		return nil, errors.New("no buildkitd address (such as unix:///run/buildkit/buildkitd.sock)")
 	}
 	if !strings.Contains(addr, "://") {
 		return nil, fmt.Errorf("buildkitd address %q has no scheme: use unix://, tcp:// or docker-container://", addr)
@@ -82,6 +83,15 @@ func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, er
 		}
 		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
 	}
+	// Wait only sees a working HTTP/2 connection; any HTTP/2 server gives
+	// one. Ask buildkitd itself.
+	if _, err := c.Info(wctx); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("the server at %s is not buildkitd (it does not speak the BuildKit API: %s): is the address right?", addr, grpcMessage(err))
+	}
 	return &Client{addr: addr, c: c}, nil
 }
 
@@ -98,6 +108,14 @@ func probe(addr string) string {
 	}
 	conn.Close()
 	return " (it accepts connections but does not speak the BuildKit API)"
+}
+
+// grpcMessage is the message of a gRPC error without its code prefix.
+func grpcMessage(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
 }
 
 // Addr is the address the client connected to.

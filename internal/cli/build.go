@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,7 +94,7 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 	if err != nil {
 		return err
 	}
-	cache, err := parseCache(opts.Cache)
+	cache, err := parseCache(opts.Cache, env.Getenv)
 	if err != nil {
 		return err
 	}
@@ -117,10 +118,6 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 		return err
 	}
 	defer st.Close()
-	if _, err := build.ReapStale(ctx, st, env.now()); err != nil {
-		fmt.Fprintln(out, "ERROR")
-		return err
-	}
 	solver, err := opts.conn.dial(ctx, env.Getenv)
 	if err != nil {
 		fmt.Fprintln(out, "ERROR")
@@ -128,22 +125,25 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 	}
 	defer solver.Close()
 
-	eng := &build.Engine{Solver: solver, Store: st, Now: env.now}
+	eng := engineFor(st, env)
+	eng.Solver = solver
 	started := false
 	b, err := eng.Run(ctx, build.Request{
 		App: app, Repository: repo, SourceDir: abs, Manifest: opts.Manifest, Env: appEnvironment,
 		Services: opts.Services, BuildArgs: args, Secrets: secrets, NoCache: opts.NoCache,
 		Development: opts.Development, Platforms: opts.Platforms, Cache: cache, Registry: reg,
 		Description: opts.Description, MaxParallel: opts.Parallel,
-		Events: func(e build.Event) {
+		Sink: build.SinkFunc(func(e build.Event) {
 			switch e.Type {
 			case build.BuildStarted:
 				started = true
 				fmt.Fprint(out, "OK\nStarting build... OK\n")
 			case build.LogLine:
 				fmt.Fprintln(out, e.Line)
+			case build.LogsDropped:
+				fmt.Fprintf(out, "(%d log lines not shown here: the terminal fell behind; 'convox-build builds logs %s' has them all)\n", e.Dropped, e.BuildID)
 			}
-		},
+		}),
 	})
 	if !started {
 		fmt.Fprintln(out, "ERROR")
@@ -152,7 +152,7 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 		if b != nil {
 			fmt.Fprintf(out, "Build: %s failed\n", b.ID)
 		}
-		return err
+		return explainInputError(err)
 	}
 	for _, s := range b.Services {
 		fmt.Fprintf(out, "Image: %s@%s\n", s.Image, s.Digest)
@@ -220,7 +220,9 @@ func parseSecrets(specs []string, getenv func(string) string) (map[string][]byte
 	return out, nil
 }
 
-func parseCache(s string) (build.Cache, error) {
+// parseCache reads --cache; gha takes the Actions cache service's address
+// and token from the environment a job gives its steps.
+func parseCache(s string, getenv func(string) string) (build.Cache, error) {
 	typ, arg, _ := strings.Cut(s, "=")
 	switch typ {
 	case "local":
@@ -232,7 +234,11 @@ func parseCache(s string) (build.Cache, error) {
 		if arg != "" {
 			return build.Cache{}, usageErrorf("--cache %s takes no value", typ)
 		}
-		return build.Cache{Type: typ}, nil
+		c := build.Cache{Type: typ}
+		if typ == "gha" {
+			c.GHAURL, c.GHAURLV2, c.GHAToken = getenv("ACTIONS_CACHE_URL"), getenv("ACTIONS_RESULTS_URL"), getenv("ACTIONS_RUNTIME_TOKEN")
+		}
+		return c, nil
 	}
 	return build.Cache{}, usageErrorf("--cache %q: use registry, inline, none, local=DIR or gha", s)
 }
@@ -246,4 +252,28 @@ func repository(flag, app string, getenv func(string) string) (string, error) {
 		return strings.TrimSuffix(reg, "/") + "/" + app, nil
 	}
 	return "", usageErrorf("no image repository: pass --repository registry.example.com/%s or set CONVOX_BUILD_REGISTRY", app)
+}
+
+// explainInputError adds to the engine's input errors what to change on
+// the command line.
+func explainInputError(err error) error {
+	var fix string
+	switch build.InputField(err) {
+	case build.FieldApp:
+		fix = "pass --app (-a)"
+	case build.FieldRepository:
+		fix = "pass --repository (or set CONVOX_BUILD_REGISTRY)"
+	case build.FieldManifest:
+		if strings.Contains(err.Error(), "no such file") {
+			fix = "pass --manifest for a convox.yml of another name"
+		}
+	case build.FieldCache:
+		if errors.Is(err, build.ErrNoGHACache) {
+			fix = "--cache gha works only inside a GitHub Actions job (it needs ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL or ACTIONS_CACHE_URL)"
+		}
+	}
+	if fix == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, fix)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,7 +36,7 @@ func init() {
 					return err
 				}
 				defer st.Close()
-				if _, err := build.ReapStale(ctx, st, env.now()); err != nil {
+				if _, err := engineFor(st, env).ReapStale(ctx); err != nil {
 					return err
 				}
 				list, err := st.ListBuilds(ctx, *app, *limit)
@@ -83,7 +82,12 @@ func init() {
 					return err
 				}
 				defer st.Close()
-				return followLogs(ctx, st, b.ID, env.IO.Out, *follow, logPollInterval)
+				poll := logPollInterval
+				if !*follow {
+					poll = 0
+				}
+				_, err = engineFor(st, env).FollowLogs(ctx, b.ID, 0, poll, func(l store.LogLine) { fmt.Fprintln(env.IO.Out, l.Text) })
+				return err
 			}
 		},
 	})
@@ -104,6 +108,11 @@ func loadBuild(ctx context.Context, env *Env, conn *connOptions, args []string, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// A build whose process died shows as failed, not running forever.
+	if _, err := engineFor(st, env).ReapStale(ctx); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
 	b, err := st.GetBuild(ctx, args[0])
 	if err != nil {
 		st.Close()
@@ -117,32 +126,6 @@ func loadBuild(ctx context.Context, env *Env, conn *connOptions, args []string, 
 		return nil, nil, fmt.Errorf("build %s belongs to app %s, not %s", b.ID, b.App, app)
 	}
 	return b, st, nil
-}
-
-// followLogs prints the build's log; with follow it keeps going until the
-// build has ended and every line is out.
-func followLogs(ctx context.Context, st store.Store, id string, w io.Writer, follow bool, every time.Duration) error {
-	var seq int64
-	for {
-		// Read the status first: lines written before it ended are then
-		// all visible to the read that follows.
-		b, err := st.GetBuild(ctx, id)
-		if err != nil {
-			return err
-		}
-		ended := b.Status == store.StatusComplete || b.Status == store.StatusFailed
-		if seq, err = build.ReadLogs(ctx, st, id, seq, func(l store.LogLine) { fmt.Fprintln(w, l.Text) }); err != nil {
-			return err
-		}
-		if ended || !follow {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(every):
-		}
-	}
 }
 
 func printBuilds(env *Env, list []store.Build) {

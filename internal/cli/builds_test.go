@@ -27,8 +27,9 @@ type world struct {
 	env  *testenv.Env
 	vars map[string]string
 
-	mu  sync.Mutex
-	now time.Time
+	mu   sync.Mutex
+	now  time.Time
+	real bool // the clock is time.Now, not now
 }
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -58,7 +59,14 @@ func (w *world) runTo(stdin io.Reader, out, errOut io.Writer, terminal bool, arg
 	}
 	ios := &IOStreams{In: stdin, Out: out, ErrOut: errOut, IsTerminal: terminal}
 	env := &Env{IO: ios, Getenv: func(k string) string { return w.vars[k] },
-		Now: func() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now }}
+		Now: func() time.Time {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.real {
+				return time.Now()
+			}
+			return w.now
+		}}
 	err := dispatch(context.Background(), args, env)
 	if err != nil {
 		fmt.Fprintf(errOut, "convox-build: %v\n", err)

@@ -104,3 +104,16 @@ func (e *Env) now() time.Time {
 	}
 	return time.Now()
 }
+
+// engineFor is an engine on st, without a solver: enough to fail
+// abandoned builds and follow logs. CONVOX_BUILD_HEARTBEAT_INTERVAL (a Go
+// duration; default 10s) sets how often a running build marks itself
+// alive, and so how soon one whose process died counts as abandoned (six
+// intervals); every process sharing a database must agree on it.
+func engineFor(st store.Store, env *Env) *build.Engine {
+	e := &build.Engine{Store: st, Now: env.now}
+	if d, err := time.ParseDuration(env.Getenv("CONVOX_BUILD_HEARTBEAT_INTERVAL")); err == nil && d > 0 {
+		e.HeartbeatInterval = d
+	}
+	return e
+}

@@ -188,8 +188,18 @@ func (s *sqlStore) Heartbeat(ctx context.Context, id string, at time.Time) error
 	if at.IsZero() {
 		return fmt.Errorf("heartbeat of build %s: zero time", id)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE builds SET heartbeat = $2 WHERE id = $1`, id, s.timeArg(at))
-	return checkAffected(res, err, "recording heartbeat of build", id)
+	res, err := s.db.ExecContext(ctx, `UPDATE builds SET heartbeat = $2
+		WHERE id = $1 AND status IN ('created', 'running')`, id, s.timeArg(at))
+	err = checkAffected(res, err, "recording heartbeat of build", id)
+	if errors.Is(err, ErrNotFound) {
+		// Tell a build that ended from one that does not exist.
+		var status string
+		serr := s.db.QueryRowContext(ctx, `SELECT status FROM builds WHERE id = $1`, id).Scan(&status)
+		if serr == nil {
+			return fmt.Errorf("recording heartbeat of build %s: it %w (%s)", id, ErrEnded, status)
+		}
+	}
+	return err
 }
 
 func (s *sqlStore) FailStale(ctx context.Context, olderThan time.Time, reason string) ([]string, error) {

@@ -27,6 +27,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrEnded is Heartbeat's error for a build that is no longer created
+	// or running: another process marked it ended.
+	ErrEnded = errors.New("has ended")
 )
 
 // Status is the state of a Build: created, then running, then complete or
@@ -116,7 +119,8 @@ type Store interface {
 	// then by ID descending. limit <= 0 means no limit.
 	ListBuilds(ctx context.Context, app string, limit int) ([]Build, error)
 	// Heartbeat sets the build's Heartbeat to at, marking the process
-	// running it alive.
+	// running it alive. A build that is no longer created or running is
+	// left as it is and gives an error wrapping ErrEnded.
 	Heartbeat(ctx context.Context, id string, at time.Time) error
 	// FailStale marks failed, with reason, every created or running build
 	// whose Heartbeat is before olderThan (or unset), sets its Ended to

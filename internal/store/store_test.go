@@ -135,6 +135,12 @@ func TestBuildCreateGetUpdate(t *testing.T) {
 		equal(t, "started", got.Started, time.Date(2026, 1, 2, 2, 4, 5, 6007000, time.UTC))
 		equal(t, "ended", got.Ended, time.Time{})
 
+		// An ended build takes no heartbeat; a running one does.
+		wantErr(t, s.Heartbeat(ctx, b.ID, minutes(9)), store.ErrEnded, "build "+b.ID+": it has ended (failed)")
+		u.Status = store.StatusRunning
+		if err := s.UpdateBuild(ctx, &u); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Heartbeat(ctx, b.ID, minutes(9)); err != nil {
 			t.Fatal(err)
 		}
