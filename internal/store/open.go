@@ -21,6 +21,28 @@ const sqlitePragmas = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
 
 func openSQLite(ctx context.Context, path string) (Store, error) {
+	db, err := OpenSQLiteDB(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &sqlStore{db: db, ownsDB: true, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// OpenSQLiteDB opens the SQLite file at path as Open does, without
+// migrating it: the file (mode 0600) and its directory (0700) are created
+// when missing, and the handle runs in WAL mode with a busy timeout,
+// immediate write transactions and ONE connection. Give that one handle to
+// everything that uses the file in this process (the store through
+// OpenDB, a job queue): SQLite has one writer at a time, and with one
+// connection writers queue in database/sql instead of failing with
+// SQLITE_BUSY. Never hold a transaction on it while calling something
+// that needs another connection: that waits forever.
+func OpenSQLiteDB(path string) (*sql.DB, error) {
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("opening SQLite database %q: a path with '?' is not supported", path)
 	}
@@ -39,13 +61,26 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
 	}
-	// SQLite has one writer at a time: with one connection writers queue in
-	// database/sql instead of failing with SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
-	s := &sqlStore{db: db, now: time.Now}
+	return db, nil
+}
+
+// OpenDB returns a Store over db, an open database of the given kind
+// (from OpenSQLiteDB, or a PostgreSQL handle from pgx's stdlib), after
+// migrating it. The Store does not own db: its Close leaves db open for
+// the caller to close once every user is done.
+func OpenDB(ctx context.Context, db *sql.DB, kind Kind) (Store, error) {
+	var s *sqlStore
+	switch kind {
+	case SQLite:
+		s = &sqlStore{db: db, now: time.Now}
+	case Postgres:
+		s = &sqlStore{db: db, postgres: true, now: time.Now}
+	default:
+		return nil, fmt.Errorf("opening the store: unknown database kind %q (want %q or %q)", kind, SQLite, Postgres)
+	}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening SQLite database %s: %w", path, err)
+		return nil, fmt.Errorf("opening the %s store: %w", kind, err)
 	}
 	return s, nil
 }
@@ -71,7 +106,7 @@ func openPostgres(ctx context.Context, dbURL string) (Store, error) {
 		db.Close()
 		return nil, wrap(err)
 	}
-	s := &sqlStore{db: db, postgres: true, now: time.Now}
+	s := &sqlStore{db: db, postgres: true, ownsDB: true, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, wrap(err)

@@ -16,6 +16,7 @@ import (
 type sqlStore struct {
 	db       *sql.DB
 	postgres bool // else SQLite
+	ownsDB   bool // Close closes db
 	now      func() time.Time
 }
 
@@ -422,4 +423,9 @@ func (s *sqlStore) readLogs(ctx context.Context, buildID string, afterSeq int64,
 	return lines, rows.Err()
 }
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	if !s.ownsDB {
+		return nil
+	}
+	return s.db.Close()
+}

@@ -162,17 +162,26 @@ type Store interface {
 // SQLite runs in WAL mode with a busy timeout and one connection; a
 // PostgreSQL Store uses up to 10 connections.
 func Open(ctx context.Context, dbURL string) (Store, error) {
-	kind, target, err := parseURL(dbURL)
+	kind, target, err := ParseURL(dbURL)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
-	case "postgres":
+	case Postgres:
 		return openPostgres(ctx, target)
 	default:
 		return openSQLite(ctx, target)
 	}
 }
+
+// Kind is the kind of database a URL names.
+type Kind string
+
+// Database kinds.
+const (
+	SQLite   Kind = "sqlite"
+	Postgres Kind = "postgres"
+)
 
 // DefaultPath is the SQLite file Open("") uses:
 // $XDG_DATA_HOME/convox-build/builds.db, or
@@ -190,9 +199,9 @@ func DefaultPath() (string, error) {
 	return filepath.Join(dir, "convox-build", "builds.db"), nil
 }
 
-// parseURL tells which database dbURL names: ("postgres", url) or
-// ("sqlite", file path).
-func parseURL(dbURL string) (kind, target string, err error) {
+// ParseURL tells which database dbURL names, as Open reads it: Postgres
+// and the URL itself, or SQLite and the file's path.
+func ParseURL(dbURL string) (kind Kind, target string, err error) {
 	switch {
 	case dbURL == "":
 		p, err := DefaultPath()
