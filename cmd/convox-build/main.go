@@ -16,7 +16,8 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	ios := &cli.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, IsTerminal: isatty.IsTerminal(os.Stdout.Fd())}
+	ios := &cli.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		IsTerminal: isatty.IsTerminal(os.Stdout.Fd()), InIsTerminal: isatty.IsTerminal(os.Stdin.Fd())}
 	code := cli.Main(ctx, os.Args[1:], ios, os.Getenv)
 	stop()
 	os.Exit(code)
