@@ -45,12 +45,16 @@ func ParseMirrors(s string) (map[string][]string, error) {
 	return out, nil
 }
 
+// checkHost checks that h names a registry in an image reference: a name
+// with a dot or a port, or localhost.
 func checkHost(h string) error {
-	if strings.ContainsAny(h, " \t\r\n/@?#") {
-		return fmt.Errorf("%q is not a host[:port]", h)
+	bad := fmt.Errorf("%q is not a registry host[:port] (a name with a dot or a port, or localhost)", h)
+	if h == "" || strings.ContainsAny(h, " \t\r\n/@?#") {
+		return bad
 	}
-	if _, err := name.NewRegistry(h, name.StrictValidation); err != nil {
-		return fmt.Errorf("%q is not a host[:port]", h)
+	r, err := name.ParseReference(h+"/library/busybox:latest", name.StrictValidation)
+	if err != nil || canonicalHost(r.Context().RegistryStr()) != canonicalHost(h) {
+		return bad
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/convox-build-action/convox-build-action/internal/devenv"
 )
 
@@ -28,8 +30,11 @@ func TestParseMirrors(t *testing.T) {
 		{"=m.example", nil, `"=m.example": want host=mirror`},
 		{"docker.io=https://m.example", nil, `"docker.io=https://m.example": mirror "https://m.example" must be a host[:port] without scheme or path`},
 		{"docker.io=m.example/dockerhub", nil, `mirror "m.example/dockerhub" must be a host[:port] without scheme or path`},
-		{"docker.io=m example", nil, `"docker.io=m example": mirror "m example" is not a host[:port]`},
-		{"my host=m.example", nil, `"my host=m.example": registry "my host" is not a host[:port]`},
+		{"docker.io=m example", nil, `"docker.io=m example": mirror "m example" is not a registry host[:port] (a name with a dot or a port, or localhost)`},
+		{"my host=m.example", nil, `"my host=m.example": registry "my host" is not a registry host[:port]`},
+		{"docker.io=!0", nil, `mirror "!0" is not a registry host[:port]`},
+		{"docker.io=mirror", nil, `mirror "mirror" is not a registry host[:port]`},
+		{"docker.io=localhost,quay.io=mirror:5000", map[string][]string{"docker.io": {"localhost"}, "quay.io": {"mirror:5000"}}, ""},
 	} {
 		got, err := ParseMirrors(tc.in)
 		if tc.err != "" {
@@ -167,4 +172,30 @@ func TestMirrorFallsBackToTheRegistry(t *testing.T) {
 		!errors.As(err, &rerr) || rerr.Host != origin || rerr.StatusCode != http.StatusNotFound {
 		t.Errorf("error %v, want it to start %q and name the mirror's answer", err, wantErr)
 	}
+}
+
+func FuzzParseMirrors(f *testing.F) {
+	for _, s := range []string{"", "docker.io=mirror.example.com", "a=b,c=d:5000,", "docker.io=https://x", "=", ",,", "x=y/z", "index.docker.io=[::1]:5000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMirrors(s)
+		if err != nil {
+			return
+		}
+		for host, mirrors := range m {
+			if host != canonicalHost(host) || checkHost(host) != nil || len(mirrors) == 0 {
+				t.Fatalf("ParseMirrors(%q): bad host %q -> %v", s, host, mirrors)
+			}
+			for _, mirror := range mirrors {
+				if checkHost(mirror) != nil || strings.Contains(mirror, "/") {
+					t.Fatalf("ParseMirrors(%q): bad mirror %q", s, mirror)
+				}
+				// The mirror reference of an image parses.
+				if _, err := name.ParseReference(mirror + "/library/busybox:latest"); err != nil {
+					t.Fatalf("ParseMirrors(%q): mirror %q gives no reference: %v", s, mirror, err)
+				}
+			}
+		}
+	})
 }
