@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -17,19 +16,23 @@ import (
 func init() {
 	register(&Command{
 		Path:  []string{"builds"},
-		Args:  "-a APP [--limit N]",
+		Args:  "[-a APP] [-l N]",
 		Short: "List an app's builds, newest first",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
 			var conn connOptions
 			conn.flags(fs)
-			app := fs.StringP("app", "a", "", "App `name`")
-			limit := fs.Int("limit", 20, "Show at most `N` builds")
+			appFlag := fs.StringP("app", "a", "", "App `name` (default: .convox/app, else the working directory's name)")
+			limit := fs.IntP("limit", "l", 10, "Show at most `N` builds (0: all)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("builds: unexpected argument %q (did you mean 'builds info %s'?)", args[0], args[0])
 				}
-				if *app == "" {
-					return usageErrorf("builds: pass --app (-a)")
+				if *limit < 0 {
+					return usageErrorf("builds: --limit %d: want 0 or more", *limit)
+				}
+				app, err := appName(*appFlag)
+				if err != nil {
+					return err
 				}
 				st, err := conn.openStore(ctx, env.Getenv)
 				if err != nil {
@@ -39,9 +42,9 @@ func init() {
 				if _, err := engineFor(st, env).ReapStale(ctx); err != nil {
 					return err
 				}
-				list, err := st.ListBuilds(ctx, *app, *limit)
+				list, err := st.ListBuilds(ctx, app, *limit)
 				if err != nil {
-					return fmt.Errorf("listing builds of %s: %w", *app, err)
+					return fmt.Errorf("listing builds of %s: %w", app, err)
 				}
 				printBuilds(env, list)
 				return nil
@@ -86,7 +89,11 @@ func init() {
 				if !*follow {
 					poll = 0
 				}
-				_, err = engineFor(st, env).FollowLogs(ctx, b.ID, 0, poll, func(l store.LogLine) { fmt.Fprintln(env.IO.Out, l.Text) })
+				_, err = engineFor(st, env).FollowLogs(ctx, b.ID, 0, poll, func(lines []store.LogLine) {
+					for _, l := range lines {
+						fmt.Fprintln(env.IO.Out, l.Text)
+					}
+				})
 				return err
 			}
 		},
@@ -128,93 +135,41 @@ func loadBuild(ctx context.Context, env *Env, conn *connOptions, args []string, 
 	return b, st, nil
 }
 
+// printBuilds prints the builds table of convox builds.
 func printBuilds(env *Env, list []store.Build) {
 	now := env.now()
-	rows := [][]string{{"ID", "STATUS", "RELEASE", "STARTED", "ELAPSED", "DESCRIPTION"}}
+	var rows [][]string
 	for _, b := range list {
-		rows = append(rows, []string{b.ID, string(b.Status), b.Release, ago(b.Started, now), elapsed(b, now), b.Description})
+		rows = append(rows, []string{b.ID, string(b.Status), b.Release, ago(b.Started, now), duration(b.Started, b.Ended), b.Description})
 	}
-	printTable(env.IO, rows)
+	env.convox().table([]string{"ID", "STATUS", "RELEASE", "STARTED", "ELAPSED", "DESCRIPTION"}, rows)
 }
 
-// printTable aligns rows for a terminal and separates them with tabs when
-// piped.
-func printTable(ios *IOStreams, rows [][]string) {
-	if !ios.IsTerminal {
-		for _, r := range rows {
-			fmt.Fprintln(ios.Out, strings.Join(r, "\t"))
-		}
-		return
-	}
-	tw := tabwriter.NewWriter(ios.Out, 0, 0, 2, ' ', 0)
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.TrimRight(strings.Join(r, "\t"), "\t"))
-	}
-	tw.Flush()
-}
-
+// printBuildInfo prints what convox builds info prints, then, after it,
+// what we know besides: the git commit, why a build failed, and each
+// service's image with its digest.
 func printBuildInfo(env *Env, b *store.Build) {
 	now := env.now()
-	rows := [][2]string{
-		{"ID", b.ID},
+	rows := []infoRow{
+		{"Id", b.ID},
 		{"Status", string(b.Status)},
 		{"Release", b.Release},
 		{"Description", b.Description},
 		{"Started", ago(b.Started, now)},
-		{"Elapsed", elapsed(*b, now)},
+		{"Elapsed", duration(b.Started, b.Ended)},
 	}
 	if b.GitSHA != "" {
-		rows = append(rows, [2]string{"Git SHA", b.GitSHA})
+		rows = append(rows, infoRow{"Git SHA", b.GitSHA})
 	}
 	if b.Reason != "" {
-		rows = append(rows, [2]string{"Reason", b.Reason})
+		rows = append(rows, infoRow{"Reason", b.Reason})
 	}
-	for i, s := range b.Services {
-		key := ""
-		if i == 0 {
-			key = "Images"
-		}
-		rows = append(rows, [2]string{key, s.Service + "  " + s.Image + "@" + s.Digest})
+	var images []string
+	for _, s := range b.Services {
+		images = append(images, s.Service+"  "+s.Image+"@"+s.Digest)
 	}
-	for _, r := range rows {
-		fmt.Fprintln(env.IO.Out, strings.TrimRight(fmt.Sprintf("%-12s %s", r[0], r[1]), " "))
+	if len(images) > 0 {
+		rows = append(rows, infoRow{"Images", strings.Join(images, "\n")})
 	}
-}
-
-// ago says how long before now t was, as Convox prints it.
-func ago(t, now time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	d := now.Sub(t)
-	unit := func(n int, name string) string {
-		if n == 1 {
-			return "1 " + name + " ago"
-		}
-		return fmt.Sprintf("%d %ss ago", n, name)
-	}
-	switch {
-	case d < time.Second:
-		return "now"
-	case d < time.Minute:
-		return unit(int(d/time.Second), "second")
-	case d < time.Hour:
-		return unit(int(d/time.Minute), "minute")
-	case d < 24*time.Hour:
-		return unit(int(d/time.Hour), "hour")
-	default:
-		return unit(int(d/(24*time.Hour)), "day")
-	}
-}
-
-// elapsed is the build's duration so far, in whole seconds.
-func elapsed(b store.Build, now time.Time) string {
-	if b.Started.IsZero() {
-		return ""
-	}
-	end := b.Ended
-	if end.IsZero() {
-		end = now
-	}
-	return end.Sub(b.Started).Truncate(time.Second).String()
+	env.convox().info(rows)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,75 +15,91 @@ import (
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
+// Convox's refusals to put an archive on, or take one from, a terminal
+// (pkg/cli/builds.go).
+var (
+	errExportToTerminal   = errors.New("pipe this command into a file or specify --file")
+	errImportFromTerminal = errors.New("pipe a file into this command or specify --file")
+)
+
 func init() {
 	register(&Command{
 		Path:  []string{"builds", "export"},
-		Args:  "BUILD -f FILE [-a APP]",
-		Short: "Export a build with its images to a file (-f - for stdout)",
+		Args:  "BUILD [-f FILE] [-a APP]",
+		Short: "Export a build with its images to a file, or to stdout when piped",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
 			var conn connOptions
 			conn.flags(fs)
 			app := fs.StringP("app", "a", "", "App `name` (checked when given)")
-			file := fs.StringP("file", "f", "", "Write to `FILE`; - for stdout")
+			file := fs.StringP("file", "f", "", "Write to `FILE` (default: stdout, which must not be a terminal)")
 			return func(ctx context.Context, args []string) error {
-				if *file == "" {
-					return usageErrorf("builds export: pass --file (-f) FILE, or -f - for stdout")
+				toStdout := *file == "" || *file == "-"
+				if toStdout && env.IO.IsTerminal {
+					return errExportToTerminal
 				}
 				b, st, err := loadBuild(ctx, env, &conn, args, *app, "builds export")
 				if err != nil {
 					return err
 				}
 				defer st.Close()
-				return exportRun(ctx, env, &conn, st, b, *file)
+				return exportRun(ctx, env, &conn, st, b, *file, toStdout)
 			}
 		},
 	})
 	register(&Command{
 		Path:  []string{"builds", "import"},
-		Args:  "-a APP -f FILE [--repository R]",
-		Short: "Import an exported build as a new build and release (-f - for stdin)",
+		Args:  "[-a APP] [-f FILE] [--id] [--repository R]",
+		Short: "Import an exported build as a new build and release, from a file or piped stdin",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
 			var conn connOptions
 			conn.flags(fs)
-			app := fs.StringP("app", "a", "", "App `name` to import into")
-			file := fs.StringP("file", "f", "", "Read `FILE`; - for stdin")
+			appFlag := fs.StringP("app", "a", "", "App `name` to import into (default: .convox/app, else the working directory's name)")
+			file := fs.StringP("file", "f", "", "Read `FILE` (default: stdin, which must not be a terminal)")
+			id := fs.Bool("id", false, "Put the output on stderr, release id on stdout")
 			repo := fs.String("repository", "", "Image `repository` to push to (default: $CONVOX_BUILD_REGISTRY/APP)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("builds import: unexpected argument %q", args[0])
 				}
-				if *app == "" || *file == "" {
-					return usageErrorf("builds import: pass --app (-a) and --file (-f)")
+				fromStdin := *file == "" || *file == "-"
+				if fromStdin && env.IO.InIsTerminal {
+					return errImportFromTerminal
 				}
-				return importRun(ctx, env, &conn, *app, *repo, *file)
+				app, err := appName(*appFlag)
+				if err != nil {
+					return err
+				}
+				return importRun(ctx, env, &conn, app, *repo, *file, fromStdin, *id)
 			}
 		},
 	})
 }
 
-func exportRun(ctx context.Context, env *Env, conn *connOptions, st store.Store, b *store.Build, file string) error {
+// exportRun writes the export and says so as convox builds export does:
+// "Exporting build... OK" on stdout, or on stderr when stdout carries the
+// archive.
+func exportRun(ctx context.Context, env *Env, conn *connOptions, st store.Store, b *store.Build, file string, toStdout bool) error {
 	reg, err := conn.registry(env.Getenv)
 	if err != nil {
 		return err
 	}
-	status := env.IO.Out
-	if file == "-" {
-		status = env.IO.ErrOut // stdout carries the export
+	out := env.convox()
+	if toStdout {
+		out.w = env.IO.ErrOut
 	}
-	fmt.Fprint(status, "Exporting build... ")
-	if err := exportTo(ctx, env, st, b, file, reg); err != nil {
-		fmt.Fprintln(status, "ERROR")
+	out.startf("Exporting build")
+	if err := exportTo(ctx, env, st, b, file, toStdout, reg); err != nil {
 		return err
 	}
-	fmt.Fprintln(status, "OK")
+	out.ok()
 	return nil
 }
 
-// exportTo writes the export to stdout ("-") or to file: beside it first,
-// then renamed, so a failed export never leaves a truncated file under the
-// name asked for.
-func exportTo(ctx context.Context, env *Env, st store.Store, b *store.Build, file string, reg registry.Options) error {
-	if file == "-" {
+// exportTo writes the export to stdout or to file: beside it first, then
+// renamed, so a failed export never leaves a truncated file under the name
+// asked for.
+func exportTo(ctx context.Context, env *Env, st store.Store, b *store.Build, file string, toStdout bool, reg registry.Options) error {
+	if toStdout {
 		return build.Export(ctx, st, b, env.IO.Out, reg)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".export-*.tgz")
@@ -100,7 +117,10 @@ func exportTo(ctx context.Context, env *Env, st store.Store, b *store.Build, fil
 	return os.Rename(tmp.Name(), file)
 }
 
-func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, file string) error {
+// importRun imports and prints what convox builds import prints:
+// "Importing build... OK, RELEASE"; with idOnly that goes to stderr and the
+// release ID alone to stdout. The new build's ID follows on stderr.
+func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, file string, fromStdin, idOnly bool) error {
 	repo, err := repository(repoFlag, app, env.Getenv)
 	if err != nil {
 		return err
@@ -111,7 +131,7 @@ func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, 
 	}
 	var r io.Reader = env.IO.In
 	name := "stdin"
-	if file != "-" {
+	if !fromStdin {
 		f, err := os.Open(file)
 		if err != nil {
 			return fmt.Errorf("importing: %w", err)
@@ -124,12 +144,19 @@ func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, 
 		return err
 	}
 	defer st.Close()
-	fmt.Fprint(env.IO.Out, "Importing build... ")
+	out := env.convox()
+	if idOnly {
+		out.w = env.IO.ErrOut
+	}
+	out.startf("Importing build")
 	b, err := build.Import(ctx, st, r, app, repo, reg, env.now)
 	if err != nil {
-		fmt.Fprintln(env.IO.Out, "ERROR")
 		return fmt.Errorf("importing %s: %w", name, err)
 	}
-	fmt.Fprintf(env.IO.Out, "OK\nBuild: %s\nRelease: %s\n", b.ID, b.Release)
+	out.ok(b.Release)
+	fmt.Fprintf(env.IO.ErrOut, "Build:   %s\n", b.ID)
+	if idOnly {
+		fmt.Fprint(env.IO.Out, b.Release)
+	}
 	return nil
 }

@@ -19,14 +19,19 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// IOStreams are the command's standard streams. IsTerminal says whether Out
-// is a terminal: tables are aligned for people there and tab-separated
-// otherwise.
+// IOStreams are the command's standard streams.
 type IOStreams struct {
-	In         io.Reader
-	Out        io.Writer
-	ErrOut     io.Writer
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// IsTerminal says whether Out is a terminal: Convox's commands colour
+	// their output there (and print the same text without colour
+	// otherwise), `builds export` will not write an archive there, and
+	// `manifest validate` aligns its table for people.
 	IsTerminal bool
+	// InIsTerminal says whether In is a terminal: `builds import` reads an
+	// archive from In only when it is not.
+	InIsTerminal bool
 }
 
 // Env is what a command gets besides its flags: the streams and the
@@ -97,13 +102,18 @@ func exitCode(err error) int {
 // Main runs convox-build with args (without the program name) and returns
 // the exit code.
 func Main(ctx context.Context, args []string, ios *IOStreams, getenv func(string) string) int {
-	env := &Env{IO: ios, Getenv: getenv}
+	return runCommand(ctx, args, &Env{IO: ios, Getenv: getenv})
+}
+
+// runCommand runs a command and reports its error as Convox does ("ERROR: ..." on
+// stderr), adding a pointer to the help for a command-line mistake.
+func runCommand(ctx context.Context, args []string, env *Env) int {
 	err := dispatch(ctx, args, env)
 	if err != nil && !errors.Is(err, errSilent) {
-		fmt.Fprintf(ios.ErrOut, "convox-build: %v\n", err)
+		printError(env.IO, err)
 		var ue *usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(ios.ErrOut, "Run 'convox-build --help' for usage.")
+			fmt.Fprintln(env.IO.ErrOut, "Run 'convox-build --help' for usage.")
 		}
 	}
 	return exitCode(err)

@@ -40,15 +40,16 @@ type AuthOptions struct {
 	// neither.
 	DockerHubUsername string
 	DockerHubPassword string
-	// DockerConfigDir is the directory holding the Docker config.json.
-	// Default $DOCKER_CONFIG, else ~/.docker. A missing file is no error.
+	// DockerConfigDir is the directory holding the Docker config.json;
+	// callers pass $DOCKER_CONFIG here (internal/envconfig does). Default
+	// ~/.docker. A missing file is no error.
 	DockerConfigDir string
 }
 
 // Auth resolves registry credentials, in this order: explicit
 // host=user:password pairs; the Docker Hub username and token for docker.io,
 // index.docker.io and registry-1.docker.io; the Docker config file
-// ($DOCKER_CONFIG/config.json, default ~/.docker/config.json) with its
+// (AuthOptions.DockerConfigDir/config.json, default ~/.docker/config.json) with its
 // `auths` entries and credential helpers (`credHelpers`, `credsStore`), read
 // through docker/cli; else anonymous.
 //
@@ -105,9 +106,6 @@ func NewAuth(opts AuthOptions) (*Auth, error) {
 	}
 
 	dir := opts.DockerConfigDir
-	if dir == "" {
-		dir = os.Getenv(config.EnvOverrideConfigDir)
-	}
 	if dir == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {

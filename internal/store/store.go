@@ -127,6 +127,9 @@ type Store interface {
 	// the current time if unset, and returns their IDs in no set order.
 	FailStale(ctx context.Context, olderThan time.Time, reason string) ([]string, error)
 
+	// CountBuilds counts the builds of every app by status.
+	CountBuilds(ctx context.Context) (map[Status]int, error)
+
 	// CreateRelease inserts r; ErrExists if its ID is taken.
 	CreateRelease(ctx context.Context, r *Release) error
 	GetRelease(ctx context.Context, id string) (*Release, error)

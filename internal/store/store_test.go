@@ -471,6 +471,11 @@ func TestFailStale(t *testing.T) {
 		if ids, err := s.FailStale(ctx, minutes(5), "again"); err != nil || len(ids) != 0 {
 			t.Errorf("second FailStale = %v, %v; want none", ids, err)
 		}
+		counts, err := s.CountBuilds(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "counts", counts, map[store.Status]int{store.StatusFailed: 4, store.StatusRunning: 2, store.StatusComplete: 1})
 	})
 }
 
