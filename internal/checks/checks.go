@@ -146,6 +146,16 @@ func Start(ctx context.Context, gh *github.Client, opts Options) (*Run, error) {
 	return r, nil
 }
 
+// Attach returns the Run of check run id, created earlier, perhaps by
+// another process: a build that resumes after its process stopped reports
+// on the run it started instead of leaving that one behind.
+func Attach(gh *github.Client, opts Options, id int64) *Run {
+	if opts.UpdateInterval <= 0 {
+		opts.UpdateInterval = DefaultUpdateInterval
+	}
+	return &Run{gh: gh, opts: opts, mode: ModeCheckRun, id: id}
+}
+
 // Mode says how the run reports: ModeCheckRun or ModeStatus.
 func (r *Run) Mode() string { return r.mode }
 
