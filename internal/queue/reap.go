@@ -36,20 +36,23 @@ func (q *Queue) Reap(ctx context.Context) ([]string, error) {
 	now := q.now()
 	stale := now.Add(-q.staleAfter())
 	var recovered []string
+	var logs [][]any
 	err := q.b.inTx(ctx, func(tx dbtx, insert insertFunc) error {
+		recovered, logs = nil, nil
 		rows, err := tx.Query(ctx, `UPDATE webhook_builds SET state = 'queued', run = run + 1, heartbeat = 0, worker = '', updated = $2
-			WHERE state = 'running' AND heartbeat < $1 RETURNING build_id, run`, micros(stale), micros(now))
+			WHERE state = 'running' AND heartbeat < $1 RETURNING build_id, run, delivery_id`, micros(stale), micros(now))
 		if err != nil {
 			return err
 		}
 		type idRun struct {
-			id  string
-			run int
+			id       string
+			run      int
+			delivery string
 		}
 		var dead []idRun
 		for rows.Next() {
 			var r idRun
-			if err := rows.Scan(&r.id, &r.run); err != nil {
+			if err := rows.Scan(&r.id, &r.run, &r.delivery); err != nil {
 				rows.Close()
 				return err
 			}
@@ -64,14 +67,15 @@ func (q *Queue) Reap(ctx context.Context) ([]string, error) {
 				return err
 			}
 			recovered = append(recovered, r.id)
+			logs = append(logs, []any{"build_id", r.id, "delivery_id", r.delivery, "run", r.run})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("recovering builds whose process stopped: %w", err)
 	}
-	for _, id := range recovered {
-		q.log.Warn("build recovered: its process stopped mid-build; running it again", "build_id", id)
+	for _, attrs := range logs {
+		q.log.Warn("build recovered: its process stopped mid-build; running it again", attrs...)
 	}
 	unclaimed, err := q.reapUnclaimed(ctx, stale, now)
 	recovered = append(recovered, unclaimed...)

@@ -100,6 +100,7 @@ func (q *Queue) work(ctx context.Context, row *rivertype.JobRow, args BuildArgs)
 	if err != nil {
 		return err
 	}
+	log = log.With("delivery_id", b.DeliveryID)
 	if b.Run != args.Run || b.State == StateDone {
 		log.Info("build job superseded by a later run; nothing to do", "current_run", b.Run, "state", b.State)
 		return nil
@@ -207,7 +208,7 @@ func (q *Queue) watch(ctx context.Context, b Build, cancel context.CancelCauseFu
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			q.log.Warn("checking build state", "build_id", b.ID, "error", err)
+			q.log.Warn("checking build state", "build_id", b.ID, "delivery_id", b.DeliveryID, "error", err)
 		case run != b.Run:
 			cancel(ErrClaimLost)
 			return
@@ -231,11 +232,11 @@ func (q *Queue) watch(ctx context.Context, b Build, cancel context.CancelCauseFu
 			lastBeat = now
 		case now.Sub(lastBeat) >= q.staleAfter()/2:
 			// Another process may take the build over any moment.
-			q.log.Error("build heartbeat lost", "build_id", b.ID, "error", err)
+			q.log.Error("build heartbeat lost", "build_id", b.ID, "delivery_id", b.DeliveryID, "error", err)
 			cancel(fmt.Errorf("%w: its heartbeat could not be recorded for %s: %v", ErrClaimLost, now.Sub(lastBeat).Round(time.Second), err))
 			return
 		default:
-			q.log.Warn("recording build heartbeat", "build_id", b.ID, "error", err)
+			q.log.Warn("recording build heartbeat", "build_id", b.ID, "delivery_id", b.DeliveryID, "error", err)
 		}
 	}
 }
