@@ -353,7 +353,6 @@ func (p *proc) logsOf(id string) []map[string]any {
 	return out
 }
 
-
 // edit returns payload with changes applied to its decoded JSON.
 func edit(t testing.TB, payload []byte, change func(m map[string]any)) []byte {
 	t.Helper()
