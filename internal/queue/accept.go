@@ -3,9 +3,11 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -40,6 +42,11 @@ func (q *Queue) noticeInsertOpts() *river.InsertOpts {
 // Accept records delivery d and queues what plan asks for, in one
 // transaction: when it returns without error, the jobs are committed. A
 // delivery recorded before is a Duplicate and changes nothing.
+//
+// Deliveries are written in batches (group commit): concurrent calls
+// share a transaction, each in its own savepoint, so that a burst of
+// deliveries does not queue up behind one another's commits. One that
+// fails rolls back alone.
 func (q *Queue) Accept(ctx context.Context, d Delivery, plan Plan) (*Result, error) {
 	if d.ID == "" {
 		return nil, fmt.Errorf("recording a delivery: no delivery ID")
@@ -47,64 +54,193 @@ func (q *Queue) Accept(ctx context.Context, d Delivery, plan Plan) (*Result, err
 	if d.Received.IsZero() {
 		d.Received = q.now()
 	}
-	var res *Result
-	err := q.b.inTx(ctx, func(tx dbtx, insert insertFunc) error {
-		res = &Result{}
-		n, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, event, action, repository, installation_id, received, outcome)
-			VALUES ($1, $2, $3, $4, $5, $6, '') ON CONFLICT (id) DO NOTHING`,
-			d.ID, d.Event, d.Action, d.Repository, d.InstallationID, micros(d.Received))
+	req := &acceptReq{ctx: ctx, d: d, plan: plan, done: make(chan acceptRes, 1)}
+	select {
+	case q.accepts <- req:
+	case <-q.closed:
+		return nil, errors.New("recording a delivery: the queue is closed")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("recording delivery %s: %w", d.ID, ctx.Err())
+	}
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		// It may yet be committed: a redelivery will find it.
+		return nil, fmt.Errorf("recording delivery %s: %w", d.ID, ctx.Err())
+	}
+}
+
+type acceptReq struct {
+	ctx  context.Context
+	d    Delivery
+	plan Plan
+	done chan acceptRes
+}
+
+type acceptRes struct {
+	res *Result
+	err error
+}
+
+// maxAcceptBatch bounds the deliveries written in one transaction.
+const maxAcceptBatch = 64
+
+// acceptLoop writes the deliveries Accept hands it, as many as are
+// waiting in each transaction, until the queue is closed.
+func (q *Queue) acceptLoop() {
+	defer q.acceptWG.Done()
+	for {
+		var first *acceptReq
+		select {
+		case first = <-q.accepts:
+		case <-q.closed:
+			return
+		}
+		batch := []*acceptReq{first}
+	fill:
+		for len(batch) < maxAcceptBatch {
+			select {
+			case r := <-q.accepts:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		q.acceptBatch(batch)
+	}
+}
+
+// errRetryDelivery asks for a delivery to be written again: a concurrent
+// transaction recorded the same delivery or commit meanwhile.
+var errRetryDelivery = errors.New("the delivery or its commit was recorded concurrently")
+
+// acceptBatch writes a batch of deliveries in one transaction, with one
+// insert of all their jobs. Should that fail, each delivery is written
+// alone, so that one that cannot be recorded fails alone.
+func (q *Queue) acceptBatch(batch []*acceptReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var live []*acceptReq
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- acceptRes{nil, fmt.Errorf("recording delivery %s: %w", r.d.ID, err)}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	results, err := q.writeDeliveries(ctx, live)
+	if err != nil {
+		q.log.Debug("writing a batch of deliveries failed; writing them one by one", "deliveries", len(live), "error", err)
+	}
+	if err == nil {
+		for i, r := range live {
+			r.done <- results[i]
+		}
+		return
+	}
+	for _, r := range live {
+		var res []acceptRes
+		for attempt := 1; ; attempt++ {
+			res, err = q.writeDeliveries(ctx, []*acceptReq{r})
+			if !errors.Is(err, errRetryDelivery) || attempt == 3 {
+				break
+			}
+		}
 		if err != nil {
-			return fmt.Errorf("recording delivery %s: %w", d.ID, err)
+			r.done <- acceptRes{nil, fmt.Errorf("recording delivery %s: %w", r.d.ID, err)}
+			continue
 		}
-		if n == 0 {
-			res.Duplicate = true
-			if err := tx.QueryRow(ctx, `SELECT outcome FROM webhook_deliveries WHERE id = $1`, d.ID).Scan(&res.Outcome); err != nil {
-				return fmt.Errorf("reading delivery %s: %w", d.ID, err)
-			}
-			return nil
-		}
-		var outcome []string
-		if plan.Installation != nil {
-			if err := q.recordInstallation(ctx, tx, plan.Installation); err != nil {
-				return err
-			}
-			outcome = append(outcome, fmt.Sprintf("installation %d %s", plan.Installation.ID, plan.Installation.State))
-		}
-		for _, br := range plan.Builds {
-			a, err := q.acceptBuild(ctx, tx, insert, d, br)
+		r.done <- res[0]
+	}
+}
+
+// writeDeliveries records reqs and their jobs in one transaction.
+func (q *Queue) writeDeliveries(ctx context.Context, reqs []*acceptReq) ([]acceptRes, error) {
+	var results []acceptRes
+	err := q.b.inTx(ctx, func(tx dbtx, insert insertFunc) error {
+		results = make([]acceptRes, len(reqs))
+		var jobs []river.InsertManyParams
+		for i, r := range reqs {
+			res, js, err := q.acceptOne(ctx, tx, r.d, r.plan)
 			if err != nil {
 				return err
 			}
-			res.Builds = append(res.Builds, a)
-			switch {
-			case a.Existing:
-				outcome = append(outcome, "build "+a.BuildID+" (already queued for this commit)")
-			case len(a.Superseded) > 0:
-				outcome = append(outcome, "build "+a.BuildID+" (supersedes "+strings.Join(a.Superseded, ", ")+")")
-			default:
-				outcome = append(outcome, "build "+a.BuildID)
-			}
+			results[i] = acceptRes{res: res}
+			jobs = append(jobs, js...)
 		}
-		for _, n := range plan.Notices {
-			if _, err := insert(ctx, NoticeArgs{n}, q.noticeInsertOpts()); err != nil {
-				return fmt.Errorf("queueing a notice for %s/%s@%s: %w", n.Owner, n.Repo, n.SHA, err)
-			}
-			res.Notices++
-			outcome = append(outcome, "notice: "+n.Title)
+		if len(jobs) == 0 {
+			return nil
 		}
-		if len(outcome) == 0 {
-			outcome = append(outcome, "ignored: "+plan.Note)
-		}
-		res.Outcome = strings.Join(outcome, "; ")
-		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET outcome = $2 WHERE id = $1`, d.ID, res.Outcome); err != nil {
-			return fmt.Errorf("recording delivery %s: %w", d.ID, err)
+		if _, err := insert(ctx, jobs); err != nil {
+			return fmt.Errorf("queueing %d jobs: %w", len(jobs), err)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	return results, err
+}
+
+// acceptOne records one delivery in tx, and returns the jobs to queue
+// for it.
+func (q *Queue) acceptOne(ctx context.Context, tx dbtx, d Delivery, plan Plan) (*Result, []river.InsertManyParams, error) {
+	res := &Result{}
+	err := tx.QueryRow(ctx, `SELECT outcome FROM webhook_deliveries WHERE id = $1`, d.ID).Scan(&res.Outcome)
+	switch {
+	case err == nil:
+		res.Duplicate = true
+		return res, nil, nil
+	case !isNoRows(err):
+		return nil, nil, fmt.Errorf("reading delivery %s: %w", d.ID, err)
 	}
-	return res, nil
+	var outcome []string
+	var jobs []river.InsertManyParams
+	if plan.Installation != nil {
+		if err := q.recordInstallation(ctx, tx, plan.Installation); err != nil {
+			return nil, nil, err
+		}
+		outcome = append(outcome, fmt.Sprintf("installation %d %s", plan.Installation.ID, plan.Installation.State))
+	}
+	for _, br := range plan.Builds {
+		a, err := q.acceptBuild(ctx, tx, d, br)
+		if err != nil {
+			return nil, nil, err
+		}
+		res.Builds = append(res.Builds, a)
+		switch {
+		case a.Existing:
+			outcome = append(outcome, "build "+a.BuildID+" (already queued for this commit)")
+			continue
+		case len(a.Superseded) > 0:
+			outcome = append(outcome, "build "+a.BuildID+" (supersedes "+strings.Join(a.Superseded, ", ")+")")
+		default:
+			outcome = append(outcome, "build "+a.BuildID)
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: BuildArgs{BuildID: a.BuildID, Run: 1}, InsertOpts: q.buildInsertOpts()})
+	}
+	for _, n := range plan.Notices {
+		jobs = append(jobs, river.InsertManyParams{Args: NoticeArgs{n}, InsertOpts: q.noticeInsertOpts()})
+		res.Notices++
+		outcome = append(outcome, "notice: "+n.Title)
+	}
+	if len(outcome) == 0 {
+		outcome = append(outcome, "ignored: "+plan.Note)
+	}
+	res.Outcome = strings.Join(outcome, "; ")
+	n, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, event, action, repository, installation_id, received, outcome)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		d.ID, d.Event, d.Action, d.Repository, d.InstallationID, micros(d.Received), res.Outcome)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recording delivery %s: %w", d.ID, err)
+	}
+	if n == 0 {
+		// Recorded by a concurrent transaction (another replica or
+		// writer): undo this one; written again, it is a redelivery.
+		return nil, nil, errRetryDelivery
+	}
+	return res, jobs, nil
 }
 
 // commitKey identifies the build of a commit: every delivery about it
@@ -117,33 +253,26 @@ func commitKey(d Delivery, br BuildRequest) string {
 	return k
 }
 
-func (q *Queue) acceptBuild(ctx context.Context, tx dbtx, insert insertFunc, d Delivery, br BuildRequest) (Accepted, error) {
+func (q *Queue) acceptBuild(ctx context.Context, tx dbtx, d Delivery, br BuildRequest) (Accepted, error) {
 	if br.Owner == "" || br.Repo == "" || br.SHA == "" || br.App == "" {
 		return Accepted{}, fmt.Errorf("queueing a build: owner, repo, sha and app are required (got %q/%q@%q, app %q)", br.Owner, br.Repo, br.SHA, br.App)
 	}
 	key := commitKey(d, br)
+	var existing string
+	err := tx.QueryRow(ctx, `SELECT build_id FROM webhook_builds WHERE commit_key = $1`, key).Scan(&existing)
+	switch {
+	case err == nil:
+		return Accepted{BuildID: existing, Existing: true}, nil
+	case !isNoRows(err):
+		return Accepted{}, fmt.Errorf("finding the build of %s: %w", key, err)
+	}
 	id := build.NewID("B")
 	now := micros(q.now())
-	n, err := tx.Exec(ctx, `INSERT INTO webhook_builds (build_id, commit_key, delivery_id, event, installation_id,
-			owner, repo, sha, ref, branch, app, description, state, created, updated)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $13)
-		ON CONFLICT (commit_key) DO NOTHING`,
-		id, key, d.ID, d.Event, br.InstallationID, br.Owner, br.Repo, br.SHA, br.Ref, br.Branch, br.App, br.Description, now)
-	if err != nil {
-		return Accepted{}, fmt.Errorf("recording the build of %s: %w", key, err)
-	}
-	if n == 0 {
-		var existing string
-		if err := tx.QueryRow(ctx, `SELECT build_id FROM webhook_builds WHERE commit_key = $1`, key).Scan(&existing); err != nil {
-			return Accepted{}, fmt.Errorf("finding the build of %s: %w", key, err)
-		}
-		return Accepted{BuildID: existing, Existing: true}, nil
-	}
 	a := Accepted{BuildID: id}
 	if br.Supersede && br.Branch != "" {
 		rows, err := tx.Query(ctx, `UPDATE webhook_builds SET superseded_by = $4, updated = $5
-			WHERE owner = $1 AND repo = $2 AND branch = $3 AND state <> 'done' AND superseded_by = '' AND build_id <> $6
-			RETURNING build_id`, br.Owner, br.Repo, br.Branch, br.SHA, now, id)
+			WHERE owner = $1 AND repo = $2 AND branch = $3 AND state <> 'done' AND superseded_by = ''
+			RETURNING build_id`, br.Owner, br.Repo, br.Branch, br.SHA, now)
 		if err != nil {
 			return Accepted{}, fmt.Errorf("superseding older builds of %s: %w", br.Branch, err)
 		}
@@ -161,19 +290,24 @@ func (q *Queue) acceptBuild(ctx context.Context, tx dbtx, insert insertFunc, d D
 		}
 		slices.Sort(a.Superseded)
 	}
-	if err := q.insertBuildJob(ctx, tx, insert, id, 1); err != nil {
-		return Accepted{}, err
+	n, err := tx.Exec(ctx, `INSERT INTO webhook_builds (build_id, commit_key, delivery_id, event, installation_id,
+			owner, repo, sha, ref, branch, app, description, state, created, updated)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $13)
+		ON CONFLICT (commit_key) DO NOTHING`,
+		id, key, d.ID, d.Event, br.InstallationID, br.Owner, br.Repo, br.SHA, br.Ref, br.Branch, br.App, br.Description, now)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("recording the build of %s: %w", key, err)
+	}
+	if n == 0 {
+		return Accepted{}, errRetryDelivery
 	}
 	return a, nil
 }
 
-// insertBuildJob queues run of build id and records the job on its row.
-func (q *Queue) insertBuildJob(ctx context.Context, tx dbtx, insert insertFunc, id string, run int) error {
-	res, err := insert(ctx, BuildArgs{BuildID: id, Run: run}, q.buildInsertOpts())
-	if err != nil {
-		return fmt.Errorf("queueing build %s: %w", id, err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE webhook_builds SET job_id = $2 WHERE build_id = $1`, id, res.Job.ID); err != nil {
+// insertBuildJob queues run of build id.
+func (q *Queue) insertBuildJob(ctx context.Context, insert insertFunc, id string, run int) error {
+	params := []river.InsertManyParams{{Args: BuildArgs{BuildID: id, Run: run}, InsertOpts: q.buildInsertOpts()}}
+	if _, err := insert(ctx, params); err != nil {
 		return fmt.Errorf("queueing build %s: %w", id, err)
 	}
 	return nil

@@ -94,8 +94,9 @@ func (p pgxConn) Query(ctx context.Context, q string, args ...any) (rowsIter, er
 	return p.c.Query(ctx, q, args...)
 }
 
-// insertFunc inserts a River job in the transaction it was given with.
-type insertFunc func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+// insertFunc inserts River jobs, in one statement, in the transaction it
+// was given with.
+type insertFunc func(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 
 // backend is River and the database under it, whatever the driver: River's
 // client is generic over the driver's transaction type, the rest of the
@@ -136,8 +137,8 @@ func (b *sqliteBackend) inTx(ctx context.Context, f func(dbtx, insertFunc) error
 	if err != nil {
 		return err
 	}
-	insert := func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-		return b.rc.InsertTx(ctx, tx, args, opts)
+	insert := func(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+		return b.rc.InsertManyTx(ctx, tx, params)
 	}
 	if err := f(sqlConn{tx}, insert); err != nil {
 		tx.Rollback()
@@ -161,8 +162,8 @@ func (b *postgresBackend) inTx(ctx context.Context, f func(dbtx, insertFunc) err
 	if err != nil {
 		return err
 	}
-	insert := func(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-		return b.rc.InsertTx(ctx, tx, args, opts)
+	insert := func(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+		return b.rc.InsertManyTx(ctx, tx, params)
 	}
 	if err := f(pgxConn{tx}, insert); err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

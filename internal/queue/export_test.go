@@ -2,20 +2,44 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 )
 
-// MarkRunningForTest makes build id look as if a process claimed it and
-// died: the row running with heartbeat at, River's job running.
-func MarkRunningForTest(ctx context.Context, q *Queue, id string, at interface{ UnixMicro() int64 }) error {
-	if _, err := q.b.conn().Exec(ctx, `UPDATE webhook_builds SET state = 'running', heartbeat = $2 WHERE build_id = $1`, id, at.UnixMicro()); err != nil {
+// MarkRunningForTest makes build id look as if a process took its job an
+// hour ago and died: River's job running since then, and, when claimed,
+// the build's row running with heartbeat at.
+func MarkRunningForTest(ctx context.Context, q *Queue, id string, claimed bool, at time.Time) error {
+	jobs, err := q.Jobs(ctx)
+	if err != nil {
 		return err
 	}
-	_, err := q.b.conn().Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1 WHERE id = (SELECT job_id FROM webhook_builds WHERE build_id = $1)`, id)
+	var job int64
+	for _, j := range jobs {
+		if j.BuildID == id {
+			job = j.ID
+		}
+	}
+	if job == 0 {
+		return fmt.Errorf("no job for build %s", id)
+	}
+	hourAgo := `datetime('now', '-1 hour')`
+	if q.postgres {
+		hourAgo = `now() - interval '1 hour'`
+	}
+	if _, err := q.b.conn().Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = `+hourAgo+` WHERE id = $1`, job); err != nil {
+		return err
+	}
+	if !claimed {
+		_, err := q.b.conn().Exec(ctx, `UPDATE webhook_builds SET updated = $2 WHERE build_id = $1`, id, micros(at))
+		return err
+	}
+	_, err = q.b.conn().Exec(ctx, `UPDATE webhook_builds SET state = 'running', heartbeat = $2, job_id = $3 WHERE build_id = $1`, id, micros(at), job)
 	return err
 }
 
@@ -38,5 +62,6 @@ func Reopen(t testing.TB, q *Queue, opts Options) *Queue {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(q2.Close)
 	return q2
 }

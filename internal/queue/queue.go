@@ -162,13 +162,23 @@ type Queue struct {
 	started  bool
 	stopReap context.CancelFunc
 	reaped   chan struct{}
+
+	accepts   chan *acceptReq
+	closed    chan struct{}
+	closeOnce sync.Once
+	acceptWG  sync.WaitGroup
 }
 
 // NewSQLite returns a queue in the SQLite database db (from
 // store.OpenSQLiteDB: one connection, shared with the store), after
 // migrating River's tables and the queue's. Close leaves db open.
-func NewSQLite(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
+func NewSQLite(ctx context.Context, db *sql.DB, opts Options) (_ *Queue, err error) {
 	q := newQueue(opts, false)
+	defer func() {
+		if err != nil {
+			q.Close()
+		}
+	}()
 	rc, err := river.NewClient(riversqlite.New(db), q.riverConfig())
 	if err != nil {
 		return nil, fmt.Errorf("starting the job queue: %w", err)
@@ -199,8 +209,13 @@ func NewSQLite(ctx context.Context, db *sql.DB, opts Options) (*Queue, error) {
 // its own pool of connections (Options.PoolSize), after migrating River's
 // tables and the queue's (replicas starting together take turns). Close
 // closes the pool.
-func OpenPostgres(ctx context.Context, dbURL string, opts Options) (*Queue, error) {
+func OpenPostgres(ctx context.Context, dbURL string, opts Options) (_ *Queue, err error) {
 	q := newQueue(opts, true)
+	defer func() {
+		if err != nil {
+			q.Close()
+		}
+	}()
 	wrap := func(err error) error {
 		return fmt.Errorf("opening the job queue in %s: %w", store.Redact(dbURL), redactPassword(err, dbURL))
 	}
@@ -225,11 +240,9 @@ func OpenPostgres(ctx context.Context, dbURL string, opts Options) (*Queue, erro
 	q.b = &postgresBackend{pool: pool, rc: rc}
 	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: q.riverLogger()})
 	if err != nil {
-		pool.Close()
 		return nil, wrap(err)
 	}
 	if err := q.migratePostgres(ctx, pool, migrator); err != nil {
-		pool.Close()
 		return nil, wrap(err)
 	}
 	return q, nil
@@ -264,17 +277,35 @@ func (q *Queue) migratePostgres(ctx context.Context, pool *pgxpool.Pool, migrato
 
 func newQueue(opts Options, postgres bool) *Queue {
 	opts = opts.withDefaults()
-	return &Queue{
+	q := &Queue{
 		opts:     opts,
 		log:      opts.Logger,
 		postgres: postgres,
 		running:  map[string]context.CancelCauseFunc{},
+		accepts:  make(chan *acceptReq),
+		closed:   make(chan struct{}),
 	}
+	// One loop writes every batch of deliveries. SQLite has one writer
+	// anyway; on PostgreSQL, transactions that queue jobs notify River's
+	// listeners, and PostgreSQL commits those one at a time: measured,
+	// several writers contend and are slower than one writing larger
+	// batches.
+	q.acceptWG.Add(1)
+	go q.acceptLoop()
+	return q
 }
 
-// Close releases what the queue opened (PostgreSQL's pool). Stop it
-// first if it was started.
-func (q *Queue) Close() { q.b.close() }
+// Close stops recording deliveries and releases what the queue opened
+// (PostgreSQL's pool). Stop it first if it was started.
+func (q *Queue) Close() {
+	q.closeOnce.Do(func() {
+		close(q.closed)
+		q.acceptWG.Wait()
+		if q.b != nil {
+			q.b.close()
+		}
+	})
+}
 
 func (q *Queue) now() time.Time { return q.opts.Now().UTC() }
 

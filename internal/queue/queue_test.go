@@ -21,11 +21,11 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // backend opens a queue on a new, empty database.
 type backend struct {
 	name string
-	open func(t *testing.T, opts queue.Options) *queue.Queue
+	open func(t testing.TB, opts queue.Options) *queue.Queue
 }
 
 var backends = []backend{
-	{"sqlite", func(t *testing.T, opts queue.Options) *queue.Queue {
+	{"sqlite", func(t testing.TB, opts queue.Options) *queue.Queue {
 		db, err := store.OpenSQLiteDB(filepath.Join(t.TempDir(), "q.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -38,7 +38,7 @@ var backends = []backend{
 		t.Cleanup(q.Close)
 		return q
 	}},
-	{"postgres", func(t *testing.T, opts queue.Options) *queue.Queue {
+	{"postgres", func(t testing.TB, opts queue.Options) *queue.Queue {
 		q, err := queue.OpenPostgres(t.Context(), testenv.PostgresURL(t), opts)
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +134,7 @@ func TestAccept(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if old.SupersededBy != "bbb" || old.State != queue.StateQueued || old.Run != 1 || old.JobID == 0 || old.Branch != "main" {
+		if old.SupersededBy != "bbb" || old.State != queue.StateQueued || old.Run != 1 || old.Branch != "main" {
 			t.Errorf("superseded build record: %+v", old)
 		}
 		// Nothing, and a notice.
@@ -350,45 +350,54 @@ func TestSupersedeRunning(t *testing.T) {
 	})
 }
 
-// TestRecoverDeadRun makes a build look like its process died mid-build
-// (running, heartbeat stale, River job still running) and checks that a
-// queue recovers it with a new run, and that the old job, should River
-// rescue it later, does nothing.
+// TestRecoverDeadRun makes builds look like their process died (running
+// with a stale heartbeat; or never claimed, its River job taken long ago)
+// and checks that Reap queues a new run of each, and that the old jobs,
+// should River rescue them later, do nothing.
 func TestRecoverDeadRun(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		r := newRunner(func(ctx context.Context, j *queue.Job) (string, error) { return "success", nil })
 		q := b.open(t, fast(r))
 		now := time.Now()
-		id := accept(t, q, "d1", queue.Plan{Builds: []queue.BuildRequest{push("o", "r", "aaa", "main")}}).Builds[0].BuildID
-		// A process claimed it and died: make the row say so.
-		if err := queue.MarkRunningForTest(t.Context(), q, id, now.Add(-time.Minute)); err != nil {
+		claimed := accept(t, q, "d1", queue.Plan{Builds: []queue.BuildRequest{push("o", "r", "aaa", "main")}}).Builds[0].BuildID
+		unclaimed := accept(t, q, "d2", queue.Plan{Builds: []queue.BuildRequest{push("o", "r", "bbb", "other")}}).Builds[0].BuildID
+		if err := queue.MarkRunningForTest(t.Context(), q, claimed, true, now.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := queue.MarkRunningForTest(t.Context(), q, unclaimed, false, now.Add(-time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		recovered, err := q.Reap(t.Context())
-		if err != nil || !slices.Equal(recovered, []string{id}) {
-			t.Fatalf("Reap = %v, %v; want [%s]", recovered, err, id)
+		slices.Sort(recovered)
+		want := []string{claimed, unclaimed}
+		slices.Sort(want)
+		if err != nil || !slices.Equal(recovered, want) {
+			t.Fatalf("Reap = %v, %v; want %v", recovered, err, want)
 		}
-		if got := buildState(t, q, id); got.Run != 2 || got.State != queue.StateQueued {
-			t.Errorf("after Reap: %+v", got)
+		for _, id := range want {
+			if got := buildState(t, q, id); got.Run != 2 || got.State != queue.StateQueued {
+				t.Errorf("after Reap: %+v", got)
+			}
 		}
 		// Reaping again finds nothing.
 		if again, err := q.Reap(t.Context()); err != nil || len(again) != 0 {
 			t.Errorf("second Reap = %v, %v", again, err)
 		}
 		start(t, q)
-		waitFor(t, "the recovered build to be done", func() bool { return buildState(t, q, id).State == queue.StateDone })
-		calls := r.callsOf(id)
-		if len(calls) != 1 || calls[0].Run != 2 {
-			t.Errorf("runner calls %+v; want one, of run 2 (run 1's job is obsolete)", calls)
+		for _, id := range want {
+			waitFor(t, "the recovered build to be done", func() bool { return buildState(t, q, id).State == queue.StateDone })
+			calls := r.callsOf(id)
+			if len(calls) != 1 || calls[0].Run != 2 {
+				t.Errorf("runner calls %+v; want one, of run 2 (run 1's job is obsolete)", calls)
+			}
 		}
-		jobs := buildJobs(t, q)
 		var runs []int
-		for _, j := range jobs {
+		for _, j := range buildJobs(t, q) {
 			runs = append(runs, j.Run)
 		}
 		slices.Sort(runs)
-		if !slices.Equal(runs, []int{1, 2}) {
-			t.Errorf("build jobs of runs %v, want [1 2]", runs)
+		if !slices.Equal(runs, []int{1, 1, 2, 2}) {
+			t.Errorf("build jobs of runs %v, want [1 1 2 2]", runs)
 		}
 	})
 }
@@ -477,6 +486,48 @@ func TestRetryAfter(t *testing.T) {
 			if c.Attempt != 1 {
 				t.Errorf("a snooze counted as an attempt: %+v", c)
 			}
+		}
+	})
+}
+
+// TestAcceptBatches sends many deliveries at once, so that they share
+// transactions: redeliveries and other deliveries of one commit find the
+// first, and a delivery that cannot be recorded fails alone.
+func TestAcceptBatches(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		q := b.open(t, queue.Options{})
+		var wg sync.WaitGroup
+		results := make([]*queue.Result, 201)
+		errs := make([]error, 201)
+		for i := range 201 {
+			wg.Go(func() {
+				br := push("o", "r", fmt.Sprintf("sha%03d", i%100), fmt.Sprintf("b%d", i%100))
+				id := fmt.Sprintf("d%03d", i%150) // 50 redeliveries
+				if i == 200 {
+					br.App, id = "", "bad"
+				}
+				results[i], errs[i] = q.Accept(t.Context(), queue.Delivery{ID: id, Event: "push"}, queue.Plan{Builds: []queue.BuildRequest{br}})
+			})
+		}
+		wg.Wait()
+		dups, failed := 0, 0
+		for i := range 201 {
+			switch {
+			case errs[i] != nil:
+				failed++
+				if i != 200 || !strings.Contains(errs[i].Error(), "owner, repo, sha and app are required") {
+					t.Errorf("delivery %d: %v", i, errs[i])
+				}
+			case results[i].Duplicate:
+				dups++
+			}
+		}
+		if failed != 1 || dups != 50 {
+			t.Errorf("%d failed, %d duplicates; want 1 and 50", failed, dups)
+		}
+		builds, _ := q.Builds(t.Context(), "", "", 0)
+		if jobs := buildJobs(t, q); len(builds) != 100 || len(jobs) != 100 {
+			t.Errorf("%d builds, %d jobs; want 100 of each", len(builds), len(jobs))
 		}
 	})
 }

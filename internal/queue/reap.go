@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -63,7 +64,7 @@ func (q *Queue) Reap(ctx context.Context) ([]string, error) {
 			return err
 		}
 		for _, r := range dead {
-			if err := q.insertBuildJob(ctx, tx, insert, r.id, r.run); err != nil {
+			if err := q.insertBuildJob(ctx, insert, r.id, r.run); err != nil {
 				return err
 			}
 			recovered = append(recovered, r.id)
@@ -88,38 +89,12 @@ func (q *Queue) Reap(ctx context.Context) ([]string, error) {
 	return recovered, nil
 }
 
-// reapUnclaimed recovers queued builds whose River job is running since
-// before stale without having claimed the build.
+// reapUnclaimed recovers queued builds whose River job has been running
+// since before stale without claiming the build: the process that took
+// the job died before it started.
 func (q *Queue) reapUnclaimed(ctx context.Context, stale, now time.Time) ([]string, error) {
-	rows, err := q.b.conn().Query(ctx, `SELECT build_id, run, job_id FROM webhook_builds
-		WHERE state = 'queued' AND updated < $1 AND job_id <> 0 ORDER BY updated LIMIT 100`, micros(stale))
-	if err != nil {
-		return nil, fmt.Errorf("finding unclaimed builds: %w", err)
-	}
-	byJob := map[int64]struct {
-		id  string
-		run int
-	}{}
-	var ids []int64
-	for rows.Next() {
-		var id string
-		var run int
-		var job int64
-		if err := rows.Scan(&id, &run, &job); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		byJob[job] = struct {
-			id  string
-			run int
-		}{id, run}
-		ids = append(ids, job)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	jobs, err := q.b.client().JobList(ctx, river.NewJobListParams().IDs(ids...).States(rivertype.JobStateRunning).First(len(ids)))
+	jobs, err := q.b.client().JobList(ctx, river.NewJobListParams().Kinds(BuildArgs{}.Kind()).
+		States(rivertype.JobStateRunning).First(1000))
 	if err != nil {
 		return nil, fmt.Errorf("finding unclaimed builds: %w", err)
 	}
@@ -129,24 +104,27 @@ func (q *Queue) reapUnclaimed(ctx context.Context, stale, now time.Time) ([]stri
 		if j.AttemptedAt == nil || j.AttemptedAt.After(stale) {
 			continue
 		}
-		b := byJob[j.ID]
+		var args BuildArgs
+		if err := json.Unmarshal(j.EncodedArgs, &args); err != nil {
+			continue
+		}
 		took := false
 		err := q.b.inTx(ctx, func(tx dbtx, insert insertFunc) error {
 			n, err := tx.Exec(ctx, `UPDATE webhook_builds SET run = run + 1, updated = $3
-				WHERE build_id = $1 AND run = $2 AND state = 'queued'`, b.id, b.run, micros(now))
+				WHERE build_id = $1 AND run = $2 AND state = 'queued'`, args.BuildID, args.Run, micros(now))
 			if err != nil || n == 0 {
 				return err
 			}
 			took = true
-			return q.insertBuildJob(ctx, tx, insert, b.id, b.run+1)
+			return q.insertBuildJob(ctx, insert, args.BuildID, args.Run+1)
 		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("recovering build %s: %w", b.id, err))
+			errs = append(errs, fmt.Errorf("recovering build %s: %w", args.BuildID, err))
 			continue
 		}
 		if took {
-			recovered = append(recovered, b.id)
-			q.log.Warn("build recovered: the process that took its job stopped before starting it", "build_id", b.id)
+			recovered = append(recovered, args.BuildID)
+			q.log.Warn("build recovered: the process that took its job stopped before starting it", "build_id", args.BuildID)
 		}
 	}
 	return recovered, errors.Join(errs...)

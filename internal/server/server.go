@@ -12,6 +12,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -216,6 +217,10 @@ func (s *Server) openDatabase(ctx context.Context) error {
 		if s.q, err = queue.NewSQLite(ctx, db, qopts); err != nil {
 			return err
 		}
+		s.close = append(s.close, func() error { s.q.Close(); return nil })
+		if err := s.checkpointSQLite(ctx, db, target); err != nil {
+			return err
+		}
 	default:
 		if s.st, err = store.Open(ctx, dbURL); err != nil {
 			return err
@@ -226,6 +231,47 @@ func (s *Server) openDatabase(ctx context.Context) error {
 		}
 		s.close = append(s.close, func() error { s.q.Close(); return nil })
 	}
+	return nil
+}
+
+// checkpointInterval is how often the SQLite WAL is checkpointed.
+const checkpointInterval = time.Second
+
+// checkpointSQLite moves SQLite's WAL checkpoints off the connection that
+// records deliveries: that connection no longer checkpoints on commit
+// (which fsyncs, and can stall a burst of deliveries for hundreds of
+// milliseconds), and a connection of its own checkpoints every second
+// without blocking it.
+func (s *Server) checkpointSQLite(ctx context.Context, db *sql.DB, path string) error {
+	if _, err := db.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		return fmt.Errorf("configuring SQLite: %w", err)
+	}
+	cdb, err := store.OpenSQLiteDB(path)
+	if err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(checkpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if _, err := cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				s.log.Warn("checkpointing the SQLite database", "error", err)
+			}
+		}
+	}()
+	s.close = append(s.close, func() error {
+		close(stop)
+		<-done
+		return cdb.Close()
+	})
 	return nil
 }
 

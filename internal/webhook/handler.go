@@ -126,10 +126,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	payload, err := github.ValidatePayloadFromBody(mediaType, bytes.NewReader(body), signature, h.opts.Secret)
-	if err != nil {
-		reply(http.StatusUnsupportedMediaType, Response{Error: err.Error()}, slog.LevelWarn, "delivery refused: content type", "content_type", mediaType)
-		return
+	payload := body
+	if mediaType != "application/json" {
+		// The form encoding carries the payload in a field.
+		if payload, err = github.ValidatePayloadFromBody(mediaType, bytes.NewReader(body), signature, h.opts.Secret); err != nil {
+			reply(http.StatusUnsupportedMediaType, Response{Error: err.Error()}, slog.LevelWarn, "delivery refused: content type", "content_type", mediaType)
+			return
+		}
 	}
 	if event == "" || delivery == "" {
 		reply(http.StatusBadRequest, Response{Error: "no X-GitHub-Event or X-GitHub-Delivery header"}, slog.LevelWarn, "delivery refused: headers missing")

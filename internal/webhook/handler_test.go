@@ -47,16 +47,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func sqliteQueue(t *testing.T) *queue.Queue {
+func sqliteQueue(t *testing.T) *queue.Queue { return sqliteQueueOpts(t, queue.Options{}) }
+
+func sqliteQueueOpts(t *testing.T, opts queue.Options) *queue.Queue {
 	db, err := store.OpenSQLiteDB(filepath.Join(t.TempDir(), "q.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	q, err := queue.NewSQLite(t.Context(), db, queue.Options{})
+	q, err := queue.NewSQLite(t.Context(), db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(q.Close)
 	return q
 }
 
