@@ -32,7 +32,7 @@ import (
 const apiToken = "api-token-Zq8xK2vW-never-shown"
 
 // serve starts the builds API on w's database, as the webhook server
-// would, and returns its URL.
+// would, with w's clock, and returns its URL.
 func serve(t *testing.T, w *world) string {
 	t.Helper()
 	st, err := store.Open(context.Background(), w.vars["DATABASE_URL"])
@@ -40,7 +40,7 @@ func serve(t *testing.T, w *world) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &api.Server{Engine: &build.Engine{Store: st}, Token: apiToken, Registry: registry.Options{Insecure: true}, LogPoll: 50 * time.Millisecond,
+	s := &api.Server{Engine: &build.Engine{Store: st, Now: w.clock}, Token: apiToken, Registry: registry.Options{Insecure: true}, LogPoll: 50 * time.Millisecond,
 		Repository: func(app string) (string, error) {
 			if w.env == nil {
 				return "", errors.New("no registry in this test")
