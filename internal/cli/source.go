@@ -66,8 +66,8 @@ func (o *sourceOptions) flags(fs *pflag.FlagSet) {
 }
 
 // open returns the source the flags and the environment name: a server
-// when --host or CONVOX_BUILD_HOST gives one (an explicit --host ""
-// means the local database), else the local database. images says the command
+// when --host or CONVOX_BUILD_HOST gives one (an explicit --host "" means
+// the local database), else the local database. images says the command
 // moves images (export, import): the local source then reads the registry
 // settings first, so that a mistake in them is reported before any work.
 func (o *sourceOptions) open(ctx context.Context, env *Env, images bool) (buildSource, error) {
