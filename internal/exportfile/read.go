@@ -135,22 +135,49 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// expansionGuard fails once more than expansionSlack bytes came out of the
-// decompressor and they are more than MaxExpansion times what went in.
+// expansionGuard fails when, within a window of expansionWindow
+// decompressed bytes, more than expansionSlack came out of the
+// decompressor and they are more than MaxExpansion times what went in: so
+// Read never writes more than MaxExpansion times the file's size plus
+// expansionWindow, wherever in the file a bomb sits. Bytes read while the
+// guard is paused (build.log, which Read cuts to MaxLogBytes whatever its
+// size) do not count.
 type expansionGuard struct {
-	r   io.Reader
-	in  *countingReader
-	out int64
+	r       io.Reader
+	in      *countingReader
+	in0     int64 // in.n when the window started
+	out     int64 // bytes out in the window
+	paused  bool
+	pauseIn int64 // in.n when paused
 }
+
+const expansionWindow = 64 << 20
 
 func (g *expansionGuard) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
+	if g.paused {
+		return n, err
+	}
 	g.out += int64(n)
-	if g.out > expansionSlack && g.out > MaxExpansion*g.in.n {
-		return 0, fmt.Errorf("the file expands more than %d-fold when decompressed (%d MiB from %d KiB so far): a decompression bomb, not a build export; refusing it",
-			MaxExpansion, g.out>>20, g.in.n>>10)
+	in := g.in.n - g.in0
+	if g.out > expansionSlack && g.out > MaxExpansion*in {
+		return 0, fmt.Errorf("the file expands more than %d-fold when decompressed (%d MiB from %d KiB): a decompression bomb, not a build export; refusing it",
+			MaxExpansion, g.out>>20, in>>10)
+	}
+	if g.out >= expansionWindow {
+		g.in0, g.out = g.in.n, 0
 	}
 	return n, err
+}
+
+// pause stops counting until resume.
+func (g *expansionGuard) pause() {
+	g.paused, g.pauseIn = true, g.in.n
+}
+
+func (g *expansionGuard) resume() {
+	g.paused = false
+	g.in0 += g.in.n - g.pauseIn
 }
 
 // readError explains an error from the gzip or tar reader.
@@ -180,6 +207,7 @@ type reader struct {
 	log      *logSpool
 	archives map[string]*imageDir // by archive name
 	seen     map[string]bool
+	guard    *expansionGuard
 }
 
 func read(ctx context.Context, r io.Reader, dir string) (*Archive, error) {
@@ -205,8 +233,8 @@ func read(ctx context.Context, r io.Reader, dir string) (*Archive, error) {
 	case err != nil:
 		return nil, readError(err)
 	}
-	rd := &reader{dir: dir, archives: map[string]*imageDir{}, seen: map[string]bool{}}
 	guarded := &expansionGuard{r: gz, in: in}
+	rd := &reader{dir: dir, archives: map[string]*imageDir{}, seen: map[string]bool{}, guard: guarded}
 	tr := tar.NewReader(guarded)
 	for n := 1; ; n++ {
 		hdr, err := tr.Next()
@@ -295,7 +323,9 @@ func (rd *reader) entry(ctx context.Context, hdr *tar.Header, tr io.Reader) erro
 		if hdr.Size > maxLogSize {
 			return fmt.Errorf("%s: %d bytes is more than the %d allowed", name, hdr.Size, maxLogSize)
 		}
+		rd.guard.pause()
 		rd.log, err = spoolLog(filepath.Join(rd.dir, BuildLogName), tr, hdr.Size)
+		rd.guard.resume()
 		return err
 	case archivePattern.MatchString(name):
 		img, err := rd.extractImage(ctx, name, tr)
@@ -585,20 +615,9 @@ func (rd *reader) finish() (*Archive, error) {
 		}
 		m.sort(b.Services)
 	}
-	if len(b.Services) == 0 {
-		return nil, fmt.Errorf("no service images: %s lists no services and the export holds no <service>.%s.tar archive; nothing to import", BuildJSONName, b.ID)
-	}
 	want := map[string]bool{}
 	for _, s := range b.Services {
-		archive := ArchiveName(s.Service, b.ID)
-		want[archive] = true
-		img := rd.archives[archive]
-		if img == nil {
-			return nil, fmt.Errorf("%s missing: %s lists service %s", archive, BuildJSONName, s.Service)
-		}
-		if err := img.check(archive, s.Digest); err != nil {
-			return nil, err
-		}
+		want[ArchiveName(s.Service, b.ID)] = true
 	}
 	var extra []string
 	for _, archive := range names {
@@ -608,6 +627,19 @@ func (rd *reader) finish() (*Archive, error) {
 	}
 	if len(extra) > 0 {
 		return nil, fmt.Errorf("%s: not a service of build %s in %s", strings.Join(extra, ", "), b.ID, BuildJSONName)
+	}
+	if len(b.Services) == 0 {
+		return nil, fmt.Errorf("no service images: %s lists no services and the export holds no <service>.%s.tar archive; nothing to import", BuildJSONName, b.ID)
+	}
+	for _, s := range b.Services {
+		archive := ArchiveName(s.Service, b.ID)
+		img := rd.archives[archive]
+		if img == nil {
+			return nil, fmt.Errorf("%s missing: %s lists service %s", archive, BuildJSONName, s.Service)
+		}
+		if err := img.check(archive, s.Digest); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.covers(b.Services); err != nil {
 		return nil, err
