@@ -67,14 +67,14 @@ func checkWhole(b *store.Build) error {
 		return fmt.Errorf("build %s cannot be exported: its convox.yml does not parse: %w", b.ID, err)
 	}
 	have := map[string]bool{}
-	var built []string
 	for _, s := range b.Services {
 		have[s.Service] = true
-		built = append(built, s.Service)
 	}
-	var missing []string
+	var built, missing []string
 	for _, name := range m.ServiceNames() {
-		if !have[name] {
+		if have[name] {
+			built = append(built, name)
+		} else {
 			missing = append(missing, name)
 		}
 	}

@@ -238,9 +238,10 @@ func TestReadLogs(t *testing.T) {
 
 	t.Run("cut at MaxLogLines", func(t *testing.T) {
 		var log bytes.Buffer
-		for i := range MaxLogLines + 5 {
+		for i := range MaxLogLines + 4 {
 			fmt.Fprintf(&log, "line %d\n", i)
 		}
+		log.WriteString("last, with no newline") // counted too
 		a, err := Read(context.Background(), bytes.NewReader(withLog(t, export, exportfiletest.File(BuildLogName, log.Bytes()))), t.TempDir())
 		if err != nil {
 			t.Fatal(err)

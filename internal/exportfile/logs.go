@@ -2,6 +2,7 @@ package exportfile
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -91,6 +92,43 @@ func (s *logSpool) copy(r io.Reader, size int64) error {
 		}
 		if s.err != nil {
 			return s.err
+		}
+		if s.cut {
+			return s.countRest(br, n, size, len(line) > 0, split && len(line) == 0)
+		}
+	}
+}
+
+// countRest counts the lines left once the limits are reached, without
+// splitting them: n bytes were read of size; pending says the current
+// line has bytes, ended says it was all written already (so its newline
+// ends no new line).
+func (s *logSpool) countRest(r io.Reader, n, size int64, pending, ended bool) error {
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := r.Read(buf)
+		n += int64(k)
+		if chunk := buf[:k]; k > 0 {
+			if ended && chunk[0] == '\n' {
+				chunk = chunk[1:]
+			}
+			ended = false
+			s.total += bytes.Count(chunk, []byte{'\n'})
+			if len(chunk) > 0 {
+				pending = chunk[len(chunk)-1] != '\n'
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			if pending {
+				s.total++
+			}
+			if n < size {
+				return io.ErrUnexpectedEOF
+			}
+			return nil
+		case err != nil:
+			return err
 		}
 	}
 }
