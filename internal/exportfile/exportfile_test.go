@@ -730,6 +730,8 @@ func TestWriteRefuses(t *testing.T) {
 	noDigest.Services = []store.ServiceImage{{Service: "web", Image: f.build.Services[0].Image}}
 	badID := *f.build
 	badID.ID = "B123"
+	partial := *f.build
+	partial.Services = f.build.Services[:2]
 	cases := []struct {
 		name string
 		b    *store.Build
@@ -738,6 +740,7 @@ func TestWriteRefuses(t *testing.T) {
 		{"image missing", &missing, "exporting build BAAAAAAAAAA: service worker: pulling " + f.addr + "/app@sha256:1111"},
 		{"no digest", &noDigest, "service web has no image digest"},
 		{"bad ID", &badID, `invalid build ID "B123"`},
+		{"partial", &partial, "exporting build BAAAAAAAAAA: build.json: services worker, redis of the manifest have no image in the export"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
