@@ -521,7 +521,13 @@ func mktar(t testing.TB, entries []tarEntry) []byte {
 // rewrite returns the export with its entries passed through fn.
 func rewrite(t testing.TB, export []byte, fn func([]tarEntry) []tarEntry) []byte {
 	t.Helper()
-	return gz(t, mktar(t, fn(untar(t, gunzip(t, export)))))
+	return gz(t, rewriteTar(t, export, fn))
+}
+
+// rewriteTar is rewrite without the gzip.
+func rewriteTar(t testing.TB, export []byte, fn func([]tarEntry) []tarEntry) []byte {
+	t.Helper()
+	return mktar(t, fn(untar(t, gunzip(t, export))))
 }
 
 // rewriteArchive returns the export with the entries of the service archive
@@ -634,13 +640,18 @@ func TestReadRefuses(t *testing.T) {
 		{name: "too many entries", data: manyEntries(t, MaxEntries+1), want: "more than 10000 entries"},
 		// Stored, not compressed: 100001 identical headers would otherwise
 		// trip the decompression-bomb guard first.
-		{name: "too many archive entries", data: stored(t, gunzip(t, rewriteArchive(t, export, webTar, func(es []tarEntry) []tarEntry {
-			dirs := make([]tarEntry, MaxImageEntries+1)
-			for i := range dirs {
-				dirs[i] = tarEntry{&tar.Header{Typeflag: tar.TypeDir, Name: "blobs/", Mode: 0o755}, nil}
+		{name: "too many archive entries", data: stored(t, rewriteTar(t, export, func(es []tarEntry) []tarEntry {
+			for i, e := range es {
+				if e.hdr.Name == webTar {
+					dirs := make([]tarEntry, MaxImageEntries+1)
+					for i := range dirs {
+						dirs[i] = tarEntry{&tar.Header{Typeflag: tar.TypeDir, Name: "blobs/", Mode: 0o755}, nil}
+					}
+					es[i].data = mktar(t, append(dirs, untar(t, e.data)...))
+				}
 			}
-			return append(dirs, es...)
-		}))), want: webTar + ": more than 100000 entries"},
+			return es
+		})), want: webTar + ": more than 100000 entries"},
 		{name: "bad gzip checksum", data: func() []byte {
 			d := bytes.Clone(export)
 			d[len(d)-6] ^= 0xff // the CRC-32 in the trailer

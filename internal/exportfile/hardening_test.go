@@ -256,15 +256,15 @@ func TestReadLogs(t *testing.T) {
 		}
 	})
 	t.Run("cut at MaxLogBytes", func(t *testing.T) {
-		line := strings.Repeat("z", MaxLogLineLength-1) + "\n"
-		n := MaxLogBytes/len(line) + 3
-		a, err := Read(context.Background(), bytes.NewReader(withLog(t, export, exportfiletest.File(BuildLogName, []byte(strings.Repeat(line, n))))), t.TempDir())
+		// One line of MaxLogBytes and more, split into lines of
+		// MaxLogLineLength until MaxLogBytes is reached.
+		a, err := Read(context.Background(), bytes.NewReader(withLog(t, export, exportfiletest.Run(BuildLogName, 'z', MaxLogBytes+3*MaxLogLineLength))), t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := readLogs(t, a)
-		kept := MaxLogBytes / len(line)
-		if len(got) != kept+1 || !strings.HasPrefix(got[kept], fmt.Sprintf("convox-build: this log was cut on import: %d of its %d lines kept", kept, n)) {
+		kept := MaxLogBytes / (MaxLogLineLength + 1)
+		if len(got) != kept+1 || len(got[0]) != MaxLogLineLength || !strings.HasPrefix(got[kept], fmt.Sprintf("convox-build: this log was cut on import: %d of its ", kept)) {
 			t.Errorf("%d lines, last %.100q", len(got), got[len(got)-1])
 		}
 	})
