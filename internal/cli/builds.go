@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,8 +18,8 @@ func init() {
 		Args:  "[-a APP] [-l N]",
 		Short: "List an app's builds, newest first",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
-			var conn connOptions
-			conn.flags(fs)
+			var src sourceOptions
+			src.flags(fs)
 			appFlag := fs.StringP("app", "a", "", "App `name` (default: .convox/app, else the working directory's name)")
 			limit := fs.IntP("limit", "l", 10, "Show at most `N` builds (0: all)")
 			return func(ctx context.Context, args []string) error {
@@ -34,17 +33,14 @@ func init() {
 				if err != nil {
 					return err
 				}
-				st, err := conn.openStore(ctx, env.Getenv)
+				s, err := src.open(ctx, env, false)
 				if err != nil {
 					return err
 				}
-				defer st.Close()
-				if _, err := engineFor(st, env).ReapStale(ctx); err != nil {
-					return err
-				}
-				list, err := st.ListBuilds(ctx, app, *limit)
+				defer s.Close()
+				list, err := s.List(ctx, app, *limit)
 				if err != nil {
-					return fmt.Errorf("listing builds of %s: %w", app, err)
+					return err
 				}
 				printBuilds(env, list)
 				return nil
@@ -56,15 +52,15 @@ func init() {
 		Args:  "BUILD [-a APP]",
 		Short: "Show a build",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
-			var conn connOptions
-			conn.flags(fs)
+			var src sourceOptions
+			src.flags(fs)
 			app := fs.StringP("app", "a", "", "App `name` (checked when given)")
 			return func(ctx context.Context, args []string) error {
-				b, st, err := loadBuild(ctx, env, &conn, args, *app, "builds info")
+				b, s, err := loadBuild(ctx, env, &src, false, args, *app, "builds info")
 				if err != nil {
 					return err
 				}
-				st.Close()
+				s.Close()
 				printBuildInfo(env, b)
 				return nil
 			}
@@ -75,26 +71,17 @@ func init() {
 		Args:  "BUILD [-a APP]",
 		Short: "Print a build's log, following it while the build runs",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
-			var conn connOptions
-			conn.flags(fs)
+			var src sourceOptions
+			src.flags(fs)
 			app := fs.StringP("app", "a", "", "App `name` (checked when given)")
 			follow := fs.Bool("follow", true, "Keep printing while the build runs")
 			return func(ctx context.Context, args []string) error {
-				b, st, err := loadBuild(ctx, env, &conn, args, *app, "builds logs")
+				b, s, err := loadBuild(ctx, env, &src, false, args, *app, "builds logs")
 				if err != nil {
 					return err
 				}
-				defer st.Close()
-				poll := logPollInterval
-				if !*follow {
-					poll = 0
-				}
-				_, err = engineFor(st, env).FollowLogs(ctx, b.ID, 0, poll, func(lines []store.LogLine) {
-					for _, l := range lines {
-						fmt.Fprintln(env.IO.Out, l.Text)
-					}
-				})
-				return err
+				defer s.Close()
+				return s.Logs(ctx, b, *follow, env.IO.Out)
 			}
 		},
 	})
@@ -103,36 +90,29 @@ func init() {
 // logPollInterval is how often `builds logs` looks for new lines.
 const logPollInterval = 200 * time.Millisecond
 
-// loadBuild opens the store and reads the build named by args[0].
-func loadBuild(ctx context.Context, env *Env, conn *connOptions, args []string, app, cmd string) (*store.Build, store.Store, error) {
+// loadBuild opens the source of builds and reads the build named by
+// args[0].
+func loadBuild(ctx context.Context, env *Env, src *sourceOptions, images bool, args []string, app, cmd string) (*store.Build, buildSource, error) {
 	if len(args) != 1 {
 		return nil, nil, usageErrorf("%s: expected one build ID", cmd)
 	}
 	if err := build.CheckBuildID(args[0]); err != nil {
 		return nil, nil, err
 	}
-	st, err := conn.openStore(ctx, env.Getenv)
+	s, err := src.open(ctx, env, images)
 	if err != nil {
 		return nil, nil, err
 	}
-	// A build whose process died shows as failed, not running forever.
-	if _, err := engineFor(st, env).ReapStale(ctx); err != nil {
-		st.Close()
-		return nil, nil, err
-	}
-	b, err := st.GetBuild(ctx, args[0])
+	b, err := s.Get(ctx, args[0])
 	if err != nil {
-		st.Close()
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, fmt.Errorf("no such build: %s", args[0])
-		}
+		s.Close()
 		return nil, nil, err
 	}
 	if app != "" && b.App != app {
-		st.Close()
+		s.Close()
 		return nil, nil, fmt.Errorf("build %s belongs to app %s, not %s", b.ID, b.App, app)
 	}
-	return b, st, nil
+	return b, s, nil
 }
 
 // printBuilds prints the builds table of convox builds.

@@ -76,16 +76,18 @@ func (w *world) runTo(stdin io.Reader, out, errOut io.Writer, terminal bool, arg
 }
 
 func (w *world) runIO(ios *IOStreams, args ...string) int {
-	env := &Env{IO: ios, Getenv: func(k string) string { return w.vars[k] },
-		Now: func() time.Time {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			if w.real {
-				return time.Now()
-			}
-			return w.now
-		}}
+	env := &Env{IO: ios, Getenv: func(k string) string { return w.vars[k] }, Now: w.clock}
 	return runCommand(context.Background(), args, env)
+}
+
+// clock is the world's time.
+func (w *world) clock() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.real {
+		return time.Now()
+	}
+	return w.now
 }
 
 // app copies testdata/apps/<name> into a temporary directory.
@@ -256,6 +258,8 @@ func TestBuildErrorsExitNonZeroWithReason(t *testing.T) {
 
 func TestBuildsLogsFollowsARunningBuild(t *testing.T) {
 	w := newWorld(t)
+	w.vars[envToken] = apiToken
+	host := serve(t, w)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "convox.yml"), []byte("services:\n  web:\n    build: .\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN echo started-work && sleep 2 && echo finished-work\n"), 0o644)
@@ -279,10 +283,19 @@ func TestBuildsLogsFollowsARunningBuild(t *testing.T) {
 	if id == "" {
 		t.Fatal("build never recorded")
 	}
-	logs, _, code := w.run(nil, false, "builds", "logs", id)
+	// Followed from a server too, at the same time: the same lines.
+	remote := make(chan result, 1)
+	go func() {
+		o, e, code := w.run(nil, false, "builds", "logs", id, "--host", host)
+		remote <- result{o, e, code}
+	}()
+	logs, logsErr, code := w.run(nil, false, "builds", "logs", id)
 	buildOut := <-done
 	if code != 0 || !strings.Contains(logs, "started-work") || !strings.Contains(logs, "finished-work") {
-		t.Errorf("followed logs (exit %d):\n%s", code, logs)
+		t.Errorf("followed logs (exit %d):\n%s%s", code, logs, logsErr)
+	}
+	if r := <-remote; r.code != 0 || r.out != logs || r.err != "" {
+		t.Errorf("followed from the server: exit %d, %q\n%s\nlocally:\n%s", r.code, r.err, r.out, logs)
 	}
 	// It ended with the build: every line the build printed is there.
 	if end := strings.Index(buildOut, "Build:   "); end < 0 || !strings.HasSuffix(buildOut[:end], logs[max(0, len(logs)-200):]) {

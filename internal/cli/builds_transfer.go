@@ -10,8 +10,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/convox-build-action/convox-build-action/internal/build"
-	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
@@ -28,8 +26,8 @@ func init() {
 		Args:  "BUILD [-f FILE] [-a APP]",
 		Short: "Export a build with its images to a file, or to stdout when piped",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
-			var conn connOptions
-			conn.flags(fs)
+			var src sourceOptions
+			src.flags(fs)
 			app := fs.StringP("app", "a", "", "App `name` (checked when given)")
 			file := fs.StringP("file", "f", "", "Write to `FILE` (default: stdout, which must not be a terminal)")
 			return func(ctx context.Context, args []string) error {
@@ -37,12 +35,12 @@ func init() {
 				if toStdout && env.IO.IsTerminal {
 					return errExportToTerminal
 				}
-				b, st, err := loadBuild(ctx, env, &conn, args, *app, "builds export")
+				b, s, err := loadBuild(ctx, env, &src, true, args, *app, "builds export")
 				if err != nil {
 					return err
 				}
-				defer st.Close()
-				return exportRun(ctx, env, &conn, st, b, *file, toStdout)
+				defer s.Close()
+				return exportRun(ctx, env, s, b, *file, toStdout)
 			}
 		},
 	})
@@ -51,12 +49,12 @@ func init() {
 		Args:  "[-a APP] [-f FILE] [--id] [--repository R]",
 		Short: "Import an exported build as a new build and release, from a file or piped stdin",
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
-			var conn connOptions
-			conn.flags(fs)
+			var src sourceOptions
+			src.flags(fs)
 			appFlag := fs.StringP("app", "a", "", "App `name` to import into (default: .convox/app, else the working directory's name)")
 			file := fs.StringP("file", "f", "", "Read `FILE` (default: stdin, which must not be a terminal)")
 			id := fs.Bool("id", false, "Put the output on stderr, release id on stdout")
-			repo := fs.String("repository", "", "Image `repository` to push to (default: $CONVOX_BUILD_REGISTRY/APP)")
+			repo := fs.String("repository", "", "Image `repository` to push to (default: $CONVOX_BUILD_REGISTRY/APP; with --host, the server's)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("builds import: unexpected argument %q", args[0])
@@ -69,7 +67,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				return importRun(ctx, env, &conn, app, *repo, *file, fromStdin, *id)
+				return importRun(ctx, env, &src, app, *repo, *file, fromStdin, *id)
 			}
 		},
 	})
@@ -78,17 +76,13 @@ func init() {
 // exportRun writes the export and says so as convox builds export does:
 // "Exporting build... OK" on stdout, or on stderr when stdout carries the
 // archive.
-func exportRun(ctx context.Context, env *Env, conn *connOptions, st store.Store, b *store.Build, file string, toStdout bool) error {
-	reg, err := conn.registry(env.Getenv)
-	if err != nil {
-		return err
-	}
+func exportRun(ctx context.Context, env *Env, src buildSource, b *store.Build, file string, toStdout bool) error {
 	out := env.convox()
 	if toStdout {
 		out.w = env.IO.ErrOut
 	}
 	out.startf("Exporting build")
-	if err := exportTo(ctx, env, st, b, file, toStdout, reg); err != nil {
+	if err := exportTo(ctx, env, src, b, file, toStdout); err != nil {
 		return err
 	}
 	out.ok()
@@ -98,16 +92,16 @@ func exportRun(ctx context.Context, env *Env, conn *connOptions, st store.Store,
 // exportTo writes the export to stdout or to file: beside it first, then
 // renamed, so a failed export never leaves a truncated file under the name
 // asked for.
-func exportTo(ctx context.Context, env *Env, st store.Store, b *store.Build, file string, toStdout bool, reg registry.Options) error {
+func exportTo(ctx context.Context, env *Env, src buildSource, b *store.Build, file string, toStdout bool) error {
 	if toStdout {
-		return build.Export(ctx, st, b, env.IO.Out, reg)
+		return src.Export(ctx, b, env.IO.Out)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".export-*.tgz")
 	if err != nil {
 		return fmt.Errorf("exporting %s: %w", b.ID, err)
 	}
 	defer os.Remove(tmp.Name())
-	err = build.Export(ctx, st, b, tmp, reg)
+	err = src.Export(ctx, b, tmp)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -120,12 +114,13 @@ func exportTo(ctx context.Context, env *Env, st store.Store, b *store.Build, fil
 // importRun imports and prints what convox builds import prints:
 // "Importing build... OK, RELEASE"; with idOnly that goes to stderr and the
 // release ID alone to stdout. The new build's ID follows on stderr.
-func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, file string, fromStdin, idOnly bool) error {
-	repo, err := repository(repoFlag, app, env.Getenv)
+func importRun(ctx context.Context, env *Env, opts *sourceOptions, app, repoFlag, file string, fromStdin, idOnly bool) error {
+	src, err := opts.open(ctx, env, true)
 	if err != nil {
 		return err
 	}
-	reg, err := conn.registry(env.Getenv)
+	defer src.Close()
+	repo, err := src.Repository(repoFlag, app)
 	if err != nil {
 		return err
 	}
@@ -139,17 +134,12 @@ func importRun(ctx context.Context, env *Env, conn *connOptions, app, repoFlag, 
 		defer f.Close()
 		r, name = f, file
 	}
-	st, err := conn.openStore(ctx, env.Getenv)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	out := env.convox()
 	if idOnly {
 		out.w = env.IO.ErrOut
 	}
 	out.startf("Importing build")
-	b, err := build.Import(ctx, st, r, app, repo, reg, env.now)
+	b, err := src.Import(ctx, app, r, repo)
 	if err != nil {
 		return fmt.Errorf("importing %s: %w", name, err)
 	}

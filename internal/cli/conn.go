@@ -46,7 +46,10 @@ func (o *connOptions) flags(fs *pflag.FlagSet) {
 func (o *connOptions) openStore(ctx context.Context, getenv func(string) string) (store.Store, error) {
 	url := o.Database
 	if url == "" {
-		url = envconfig.Database(getenv)
+		var err error
+		if url, err = envconfig.Database(getenv); err != nil {
+			return nil, err
+		}
 	}
 	return store.Open(ctx, url)
 }

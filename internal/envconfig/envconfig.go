@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/convox-build-action/convox-build-action/internal/registry"
+	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
 // The variables this package reads.
@@ -161,9 +162,18 @@ func SplitHosts(value string) ([]string, error) {
 	return out, nil
 }
 
-// Database returns DATABASE_URL; "" means the default SQLite file (see
-// store.Open).
-func Database(getenv func(string) string) string { return strings.TrimSpace(getenv(DatabaseURL)) }
+// Database returns DATABASE_URL, or else the user's default SQLite file
+// (store.DefaultPath: under XDG_DATA_HOME or HOME).
+func Database(getenv func(string) string) (string, error) {
+	if u := strings.TrimSpace(getenv(DatabaseURL)); u != "" {
+		return u, nil
+	}
+	p, err := store.DefaultPath(getenv)
+	if err != nil {
+		return "", &Error{Var: DatabaseURL, Err: err}
+	}
+	return p, nil
+}
 
 // ErrNoRepository says that neither the caller nor CONVOX_BUILD_REGISTRY
 // gave an image repository.

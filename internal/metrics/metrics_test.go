@@ -23,7 +23,9 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 
 func TestMetricsCountWhatTheServerReports(t *testing.T) {
 	m := metrics.New(metrics.Sources{
-		QueueDepth:     func(context.Context) (map[string]int, error) { return map[string]int{"available": 3, "running": 1}, nil },
+		QueueDepth: func(context.Context) (map[string]int, error) {
+			return map[string]int{"available": 3, "running": 1}, nil
+		},
 		BuildsByStatus: func(context.Context) (map[string]int, error) { return map[string]int{"complete": 7, "failed": 2}, nil },
 	})
 	m.Delivery("push", "accepted")

@@ -244,13 +244,12 @@ func TestCopyToRegistryRequiringAuth(t *testing.T) {
 	t.Run("config file auths", func(t *testing.T) {
 		b64 := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 		dir := writeConfig(t, fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, dst, b64))
-		home := t.TempDir()
-		if err := os.Rename(dir, filepath.Join(home, ".docker")); err != nil {
-			t.Fatal(err)
+		t.Setenv("HOME", t.TempDir())          // not read: callers pass the directory
+		t.Setenv("DOCKER_CONFIG", t.TempDir()) // nor this
+		if _, err := copyWith(t, newAuth(t, AuthOptions{})); err == nil {
+			t.Fatal("without a config directory, the push had credentials from somewhere")
 		}
-		t.Setenv("HOME", home)                 // ~/.docker, the default place
-		t.Setenv("DOCKER_CONFIG", t.TempDir()) // not read: callers pass it
-		a := newAuth(t, AuthOptions{})
+		a := newAuth(t, AuthOptions{DockerConfigDir: dir})
 		got, err := copyWith(t, a)
 		check(t, got, err)
 		if s := a.Secrets(); !contains(s, password) || !contains(s, b64) {
