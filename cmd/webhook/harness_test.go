@@ -95,31 +95,40 @@ type proc struct {
 
 type logBuffer struct {
 	mu    sync.Mutex
-	b     bytes.Buffer
-	lines []map[string]any
+	lines [][]byte
 }
 
 func (l *logBuffer) add(line []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.b.Write(line)
-	l.b.WriteByte('\n')
-	var m map[string]any
-	if json.Unmarshal(line, &m) == nil {
-		l.lines = append(l.lines, m)
-	}
+	l.lines = append(l.lines, bytes.Clone(line))
 }
 
 func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.String()
+	return string(bytes.Join(l.lines, []byte("\n")))
 }
 
+// tail is the last n lines.
+func (l *logBuffer) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(bytes.Join(l.lines[max(0, len(l.lines)-n):], []byte("\n")))
+}
+
+// entries decodes the JSON lines.
 func (l *logBuffer) entries() []map[string]any {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]map[string]any(nil), l.lines...)
+	var out []map[string]any
+	for _, line := range l.lines {
+		var m map[string]any
+		if json.Unmarshal(line, &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // start runs the server process and waits until it listens.
@@ -162,14 +171,18 @@ func (w *world) start() *proc {
 	}
 	listening := make(chan string, 1)
 	go func() {
+		sent := false
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			line := sc.Bytes()
 			p.log.add(line)
-			var m struct{ Msg, Addr string }
-			if json.Unmarshal(line, &m) == nil && m.Msg == "listening" {
-				listening <- m.Addr
+			if !sent && bytes.Contains(line, []byte(`"msg":"listening"`)) {
+				var m struct{ Addr string }
+				if json.Unmarshal(line, &m) == nil {
+					listening <- m.Addr
+					sent = true
+				}
 			}
 		}
 		p.err = p.cmd.Wait()
@@ -179,7 +192,7 @@ func (w *world) start() *proc {
 		p.cmd.Process.Kill()
 		<-p.exited
 		if t.Failed() {
-			t.Logf("server log:\n%s", p.log.String())
+			t.Logf("server log (the end):\n%s", p.log.tail(150))
 		}
 	})
 	select {

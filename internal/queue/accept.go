@@ -158,89 +158,256 @@ func (q *Queue) acceptBatch(batch []*acceptReq) {
 	}
 }
 
-// writeDeliveries records reqs and their jobs in one transaction.
+// writeDeliveries records reqs and their jobs in one transaction, with a
+// fixed number of statements whatever their number: the deliveries and
+// builds already recorded are read at once, what to do is decided here,
+// and the new rows and jobs are inserted at once. A delivery or commit
+// recorded meanwhile by another transaction (another replica) makes it
+// fail with errRetryDelivery, and written again it is found.
 func (q *Queue) writeDeliveries(ctx context.Context, reqs []*acceptReq) ([]acceptRes, error) {
 	var results []acceptRes
 	err := q.b.inTx(ctx, func(tx dbtx, insert insertFunc) error {
-		results = make([]acceptRes, len(reqs))
-		var jobs []river.InsertManyParams
-		for i, r := range reqs {
-			res, js, err := q.acceptOne(ctx, tx, r.d, r.plan)
-			if err != nil {
-				return err
-			}
-			results[i] = acceptRes{res: res}
-			jobs = append(jobs, js...)
-		}
-		if len(jobs) == 0 {
-			return nil
-		}
-		if _, err := insert(ctx, jobs); err != nil {
-			return fmt.Errorf("queueing %d jobs: %w", len(jobs), err)
-		}
-		return nil
+		var err error
+		results, err = q.writeBatch(ctx, tx, insert, reqs)
+		return err
 	})
 	return results, err
 }
 
-// acceptOne records one delivery in tx, and returns the jobs to queue
-// for it.
-func (q *Queue) acceptOne(ctx context.Context, tx dbtx, d Delivery, plan Plan) (*Result, []river.InsertManyParams, error) {
-	res := &Result{}
-	err := tx.QueryRow(ctx, `SELECT outcome FROM webhook_deliveries WHERE id = $1`, d.ID).Scan(&res.Outcome)
-	switch {
-	case err == nil:
-		res.Duplicate = true
-		return res, nil, nil
-	case !isNoRows(err):
-		return nil, nil, fmt.Errorf("reading delivery %s: %w", d.ID, err)
+// buildRow is a webhook_builds row to insert.
+type buildRow struct {
+	id, key      string
+	d            Delivery
+	br           BuildRequest
+	supersededBy string
+}
+
+func (q *Queue) writeBatch(ctx context.Context, tx dbtx, insert insertFunc, reqs []*acceptReq) ([]acceptRes, error) {
+	now := q.now()
+	var ids, keys, branches []string
+	for _, r := range reqs {
+		ids = append(ids, r.d.ID)
+		for _, br := range r.plan.Builds {
+			if br.Owner == "" || br.Repo == "" || br.SHA == "" || br.App == "" {
+				return nil, fmt.Errorf("queueing a build: owner, repo, sha and app are required (got %q/%q@%q, app %q)", br.Owner, br.Repo, br.SHA, br.App)
+			}
+			keys = append(keys, commitKey(r.d, br))
+			if br.Supersede && br.Branch != "" {
+				branches = append(branches, br.Branch)
+			}
+		}
 	}
-	var outcome []string
+	// What is recorded already.
+	outcomes := map[string]string{}
+	if err := queryIn(ctx, tx, `SELECT id, outcome FROM webhook_deliveries WHERE id IN`, ids, func(sc scanner) error {
+		var id, outcome string
+		err := sc.Scan(&id, &outcome)
+		outcomes[id] = outcome
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("reading deliveries: %w", err)
+	}
+	builds := map[string]string{} // commit key -> build ID
+	if err := queryIn(ctx, tx, `SELECT commit_key, build_id FROM webhook_builds WHERE commit_key IN`, keys, func(sc scanner) error {
+		var key, id string
+		err := sc.Scan(&key, &id)
+		builds[key] = id
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("reading builds: %w", err)
+	}
+	// The builds each new build of a branch supersedes: those still
+	// running or queued, then each new one in turn.
+	active := map[string][]string{} // owner/repo/branch -> build IDs
+	if err := queryIn(ctx, tx, `SELECT build_id, owner, repo, branch FROM webhook_builds
+		WHERE state <> 'done' AND superseded_by = '' AND branch IN`, branches, func(sc scanner) error {
+		var id, owner, repo, branch string
+		err := sc.Scan(&id, &owner, &repo, &branch)
+		k := owner + "/" + repo + "/" + branch
+		active[k] = append(active[k], id)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("reading running builds: %w", err)
+	}
+	supersede := map[string]string{} // recorded build ID -> newer commit
+
+	results := make([]acceptRes, len(reqs))
+	var rows []*buildRow
+	newRows := map[string]*buildRow{}
+	var deliveries []Delivery
+	var deliveryOutcomes []string
 	var jobs []river.InsertManyParams
-	if plan.Installation != nil {
-		if err := q.recordInstallation(ctx, tx, plan.Installation); err != nil {
-			return nil, nil, err
-		}
-		outcome = append(outcome, fmt.Sprintf("installation %d %s", plan.Installation.ID, plan.Installation.State))
-	}
-	for _, br := range plan.Builds {
-		a, err := q.acceptBuild(ctx, tx, d, br)
-		if err != nil {
-			return nil, nil, err
-		}
-		res.Builds = append(res.Builds, a)
-		switch {
-		case a.Existing:
-			outcome = append(outcome, "build "+a.BuildID+" (already queued for this commit)")
+	for i, r := range reqs {
+		res := &Result{}
+		results[i] = acceptRes{res: res}
+		if outcome, ok := outcomes[r.d.ID]; ok {
+			res.Duplicate, res.Outcome = true, outcome
 			continue
-		case len(a.Superseded) > 0:
-			outcome = append(outcome, "build "+a.BuildID+" (supersedes "+strings.Join(a.Superseded, ", ")+")")
-		default:
-			outcome = append(outcome, "build "+a.BuildID)
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: BuildArgs{BuildID: a.BuildID, Run: 1}, InsertOpts: q.buildInsertOpts()})
+		var outcome []string
+		if in := r.plan.Installation; in != nil {
+			if err := q.recordInstallation(ctx, tx, in); err != nil {
+				return nil, err
+			}
+			outcome = append(outcome, fmt.Sprintf("installation %d %s", in.ID, in.State))
+		}
+		for _, br := range r.plan.Builds {
+			key := commitKey(r.d, br)
+			if id, ok := builds[key]; ok {
+				res.Builds = append(res.Builds, Accepted{BuildID: id, Existing: true})
+				outcome = append(outcome, "build "+id+" (already queued for this commit)")
+				continue
+			}
+			row := &buildRow{id: build.NewID("B"), key: key, d: r.d, br: br}
+			builds[key] = row.id
+			rows = append(rows, row)
+			newRows[row.id] = row
+			a := Accepted{BuildID: row.id}
+			if br.Supersede && br.Branch != "" {
+				k := br.Owner + "/" + br.Repo + "/" + br.Branch
+				for _, old := range active[k] {
+					if nr, ok := newRows[old]; ok {
+						nr.supersededBy = br.SHA
+					} else {
+						supersede[old] = br.SHA
+					}
+					a.Superseded = append(a.Superseded, old)
+				}
+				active[k] = []string{row.id}
+				slices.Sort(a.Superseded)
+			}
+			res.Builds = append(res.Builds, a)
+			if len(a.Superseded) > 0 {
+				outcome = append(outcome, "build "+a.BuildID+" (supersedes "+strings.Join(a.Superseded, ", ")+")")
+			} else {
+				outcome = append(outcome, "build "+a.BuildID)
+			}
+			jobs = append(jobs, river.InsertManyParams{Args: BuildArgs{BuildID: row.id, Run: 1}, InsertOpts: q.buildInsertOpts()})
+		}
+		for _, n := range r.plan.Notices {
+			jobs = append(jobs, river.InsertManyParams{Args: NoticeArgs{n}, InsertOpts: q.noticeInsertOpts()})
+			res.Notices++
+			outcome = append(outcome, "notice: "+n.Title)
+		}
+		if len(outcome) == 0 {
+			outcome = append(outcome, "ignored: "+r.plan.Note)
+		}
+		res.Outcome = strings.Join(outcome, "; ")
+		outcomes[r.d.ID] = res.Outcome // a second copy in this batch is a redelivery
+		deliveries = append(deliveries, r.d)
+		deliveryOutcomes = append(deliveryOutcomes, res.Outcome)
 	}
-	for _, n := range plan.Notices {
-		jobs = append(jobs, river.InsertManyParams{Args: NoticeArgs{n}, InsertOpts: q.noticeInsertOpts()})
-		res.Notices++
-		outcome = append(outcome, "notice: "+n.Title)
+
+	for id, sha := range supersede {
+		if _, err := tx.Exec(ctx, `UPDATE webhook_builds SET superseded_by = $2, updated = $3
+			WHERE build_id = $1 AND superseded_by = ''`, id, sha, micros(now)); err != nil {
+			return nil, fmt.Errorf("superseding build %s: %w", id, err)
+		}
 	}
-	if len(outcome) == 0 {
-		outcome = append(outcome, "ignored: "+plan.Note)
+	if err := q.insertBuildRows(ctx, tx, rows, now); err != nil {
+		return nil, err
 	}
-	res.Outcome = strings.Join(outcome, "; ")
-	n, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, event, action, repository, installation_id, received, outcome)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-		d.ID, d.Event, d.Action, d.Repository, d.InstallationID, micros(d.Received), res.Outcome)
+	if err := insertDeliveries(ctx, tx, deliveries, deliveryOutcomes); err != nil {
+		return nil, err
+	}
+	if len(jobs) > 0 {
+		if _, err := insert(ctx, jobs); err != nil {
+			return nil, fmt.Errorf("queueing %d jobs: %w", len(jobs), err)
+		}
+	}
+	return results, nil
+}
+
+// queryIn runs query followed by " (" + one placeholder per value + ")"
+// and calls row for each row; no values, no query.
+func queryIn(ctx context.Context, tx dbtx, query string, values []string, row func(scanner) error) error {
+	if len(values) == 0 {
+		return nil
+	}
+	values = slices.Compact(slices.Sorted(slices.Values(values)))
+	var b strings.Builder
+	b.WriteString(query)
+	b.WriteString(" (")
+	args := make([]any, len(values))
+	for i, v := range values {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", i+1)
+		args[i] = v
+	}
+	b.WriteString(")")
+	rows, err := tx.Query(ctx, b.String(), args...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("recording delivery %s: %w", d.ID, err)
+		return err
 	}
-	if n == 0 {
-		// Recorded by a concurrent transaction (another replica or
-		// writer): undo this one; written again, it is a redelivery.
-		return nil, nil, errRetryDelivery
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
 	}
-	return res, jobs, nil
+	return rows.Err()
+}
+
+// values is "($1, $2, ...), (...)" for n rows of width columns.
+func values(n, width int) string {
+	var b strings.Builder
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range width {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", r*width+c+1)
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func (q *Queue) insertBuildRows(ctx context.Context, tx dbtx, rows []*buildRow, now time.Time) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var args []any
+	for _, r := range rows {
+		br := r.br
+		args = append(args, r.id, r.key, r.d.ID, r.d.Event, br.InstallationID, br.Owner, br.Repo, br.SHA, br.Ref,
+			br.Branch, br.App, br.Description, r.supersededBy, string(StateQueued), micros(now), micros(now))
+	}
+	n, err := tx.Exec(ctx, `INSERT INTO webhook_builds (build_id, commit_key, delivery_id, event, installation_id,
+			owner, repo, sha, ref, branch, app, description, superseded_by, state, created, updated)
+		VALUES `+values(len(rows), 16)+` ON CONFLICT (commit_key) DO NOTHING`, args...)
+	if err != nil {
+		return fmt.Errorf("recording %d builds: %w", len(rows), err)
+	}
+	if n != int64(len(rows)) {
+		return errRetryDelivery
+	}
+	return nil
+}
+
+func insertDeliveries(ctx context.Context, tx dbtx, ds []Delivery, outcomes []string) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	var args []any
+	for i, d := range ds {
+		args = append(args, d.ID, d.Event, d.Action, d.Repository, d.InstallationID, micros(d.Received), outcomes[i])
+	}
+	n, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (id, event, action, repository, installation_id, received, outcome)
+		VALUES `+values(len(ds), 7)+` ON CONFLICT (id) DO NOTHING`, args...)
+	if err != nil {
+		return fmt.Errorf("recording %d deliveries: %w", len(ds), err)
+	}
+	if n != int64(len(ds)) {
+		return errRetryDelivery
+	}
+	return nil
 }
 
 // commitKey identifies the build of a commit: every delivery about it
@@ -251,57 +418,6 @@ func commitKey(d Delivery, br BuildRequest) string {
 		k += "#rebuild:" + d.ID
 	}
 	return k
-}
-
-func (q *Queue) acceptBuild(ctx context.Context, tx dbtx, d Delivery, br BuildRequest) (Accepted, error) {
-	if br.Owner == "" || br.Repo == "" || br.SHA == "" || br.App == "" {
-		return Accepted{}, fmt.Errorf("queueing a build: owner, repo, sha and app are required (got %q/%q@%q, app %q)", br.Owner, br.Repo, br.SHA, br.App)
-	}
-	key := commitKey(d, br)
-	var existing string
-	err := tx.QueryRow(ctx, `SELECT build_id FROM webhook_builds WHERE commit_key = $1`, key).Scan(&existing)
-	switch {
-	case err == nil:
-		return Accepted{BuildID: existing, Existing: true}, nil
-	case !isNoRows(err):
-		return Accepted{}, fmt.Errorf("finding the build of %s: %w", key, err)
-	}
-	id := build.NewID("B")
-	now := micros(q.now())
-	a := Accepted{BuildID: id}
-	if br.Supersede && br.Branch != "" {
-		rows, err := tx.Query(ctx, `UPDATE webhook_builds SET superseded_by = $4, updated = $5
-			WHERE owner = $1 AND repo = $2 AND branch = $3 AND state <> 'done' AND superseded_by = ''
-			RETURNING build_id`, br.Owner, br.Repo, br.Branch, br.SHA, now)
-		if err != nil {
-			return Accepted{}, fmt.Errorf("superseding older builds of %s: %w", br.Branch, err)
-		}
-		for rows.Next() {
-			var old string
-			if err := rows.Scan(&old); err != nil {
-				rows.Close()
-				return Accepted{}, err
-			}
-			a.Superseded = append(a.Superseded, old)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return Accepted{}, fmt.Errorf("superseding older builds of %s: %w", br.Branch, err)
-		}
-		slices.Sort(a.Superseded)
-	}
-	n, err := tx.Exec(ctx, `INSERT INTO webhook_builds (build_id, commit_key, delivery_id, event, installation_id,
-			owner, repo, sha, ref, branch, app, description, state, created, updated)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $13)
-		ON CONFLICT (commit_key) DO NOTHING`,
-		id, key, d.ID, d.Event, br.InstallationID, br.Owner, br.Repo, br.SHA, br.Ref, br.Branch, br.App, br.Description, now)
-	if err != nil {
-		return Accepted{}, fmt.Errorf("recording the build of %s: %w", key, err)
-	}
-	if n == 0 {
-		return Accepted{}, errRetryDelivery
-	}
-	return a, nil
 }
 
 // insertBuildJob queues run of build id.

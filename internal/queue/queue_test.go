@@ -531,3 +531,34 @@ func TestAcceptBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestSupersedeInBatches pushes one branch many times at once: whatever
+// the batches, exactly one build of it is left not superseded.
+func TestSupersedeInBatches(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		q := b.open(t, queue.Options{})
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				if _, err := q.Accept(t.Context(), queue.Delivery{ID: fmt.Sprint("hot", i), Event: "push"},
+					queue.Plan{Builds: []queue.BuildRequest{push("o", "r", fmt.Sprintf("sha%02d", i), "hot")}}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		builds, err := q.Builds(t.Context(), "o", "r", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var live []string
+		for _, b := range builds {
+			if b.SupersededBy == "" {
+				live = append(live, b.SHA)
+			}
+		}
+		if len(builds) != 40 || len(live) != 1 {
+			t.Errorf("%d builds, not superseded: %v; want 40 and one", len(builds), live)
+		}
+	})
+}
