@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -75,13 +76,24 @@ func (q *Queue) backoff(attempt int) time.Duration {
 type errorHandler struct{ q *Queue }
 
 func (h *errorHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
-	h.q.log.Warn("job failed", "job_id", job.ID, "kind", job.Kind, "attempt", job.Attempt, "max_attempts", job.MaxAttempts, "error", err)
+	h.q.log.Warn("job failed", append(jobAttrs(job), "attempt", job.Attempt, "max_attempts", job.MaxAttempts, "error", err)...)
 	return nil
 }
 
 func (h *errorHandler) HandlePanic(ctx context.Context, job *rivertype.JobRow, panicVal any, trace string) *river.ErrorHandlerResult {
-	h.q.log.Error("job panicked", "job_id", job.ID, "kind", job.Kind, "panic", fmt.Sprint(panicVal), "trace", trace)
+	h.q.log.Error("job panicked", append(jobAttrs(job), "panic", fmt.Sprint(panicVal), "trace", trace)...)
 	return nil
+}
+
+// jobAttrs names a job in a log line: its ID and kind, and the build of a
+// build job.
+func jobAttrs(job *rivertype.JobRow) []any {
+	attrs := []any{"job_id", job.ID, "kind", job.Kind}
+	var args BuildArgs
+	if job.Kind == (BuildArgs{}).Kind() && json.Unmarshal(job.EncodedArgs, &args) == nil {
+		attrs = append(attrs, "build_id", args.BuildID)
+	}
+	return attrs
 }
 
 // work runs one build job: it claims the build's row for its run, keeps
