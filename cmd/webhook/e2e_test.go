@@ -182,6 +182,51 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("GitHub's failures are retried", func(t *testing.T) {
+		w.gh.FailNext("POST", "/repos/acme/shop/check-runs", 2, testenv.FakeResponse{Status: http.StatusBadGateway})
+		w.gh.FailNext("PATCH", "/repos/acme/shop/check-runs/", 1, testenv.SecondaryRateLimit(1))
+		w.gh.FailNext("GET", "/repos/acme/shop/tarball/", 1, testenv.FakeResponse{Status: http.StatusServiceUnavailable})
+		sha := w.commit("acme", "shop", app("flaky", 1))
+		id := p.push("acme", "shop", "flaky", sha, "Flaky GitHub")
+		if c := w.completed(id, 3*time.Minute); c.Conclusion != "success" {
+			t.Errorf("conclusion %q", c.Conclusion)
+		}
+		var statuses []int
+		for _, r := range w.gh.RequestsTo("", "/repos/acme/shop/") {
+			if r.Status >= 400 {
+				statuses = append(statuses, r.Status)
+			}
+		}
+		if fmt.Sprint(statuses) != "[502 502 503 403]" {
+			t.Errorf("failed requests %v, want the scripted 502 502 503 403, each retried", statuses)
+		}
+	})
+
+	t.Run("Re-run rebuilds the commit", func(t *testing.T) {
+		sha := w.commit("acme", "shop", app("rerun", 1))
+		first := p.push("acme", "shop", "rerun", sha, "Rerun me")
+		c := w.completed(first, 3*time.Minute)
+		body := edit(t, testenv.GitHubPayload(t, "check_run/rerequested.payload.json"), func(m map[string]any) {
+			cr := m["check_run"].(map[string]any)
+			cr["id"], cr["head_sha"], cr["external_id"] = c.ID, sha, first
+			cr["app"].(map[string]any)["id"] = w.gh.AppID
+			cr["check_suite"].(map[string]any)["head_branch"] = "rerun"
+			repo := m["repository"].(map[string]any)
+			repo["name"], repo["full_name"] = "shop", "acme/shop"
+			repo["owner"].(map[string]any)["login"] = "acme"
+		})
+		status, resp := p.deliver("check_run", "rerun-"+sha[:8], body)
+		builds, _ := resp["builds"].([]any)
+		if status != http.StatusAccepted || len(builds) != 1 || builds[0] == first {
+			t.Fatalf("re-run: %d %v", status, resp)
+		}
+		second := builds[0].(string)
+		c2 := w.completed(second, 3*time.Minute)
+		if c2.Conclusion != "success" || c2.HeadSHA != sha || c2.ID == c.ID {
+			t.Errorf("re-run check run %+v", c2)
+		}
+	})
+
 	t.Run("a commit without convox.yml is neutral", func(t *testing.T) {
 		sha := w.commit("acme", "docs", map[string]string{"README.md": "# docs\n"})
 		id := p.push("acme", "docs", "main", sha, "Docs")
@@ -351,5 +396,22 @@ func TestDrain(t *testing.T) {
 	}
 	if bc, err := st.GetBuild(t.Context(), long); err != nil || bc.Status != store.StatusComplete {
 		t.Errorf("handed-back build %+v, %v", bc, err)
+	}
+}
+
+// TestBuildTimeout: a build over BUILD_TIMEOUT is stopped and reported as
+// failed.
+func TestBuildTimeout(t *testing.T) {
+	w := newWorld(t, "sqlite")
+	w.extra["BUILD_TIMEOUT"] = "4s"
+	p := w.start()
+	id := p.push("acme", "slow", "main", w.commit("acme", "slow", app("timeout", 60)), "Slow")
+	c := w.completed(id, 2*time.Minute)
+	if c.Conclusion != "failure" || c.Title != "Build timed out" || !strings.Contains(c.Summary, "took longer than 4s") {
+		t.Errorf("check run: %s %q %q", c.Conclusion, c.Title, c.Summary)
+	}
+	b, err := w.openStore().GetBuild(t.Context(), id)
+	if err != nil || b.Status != store.StatusFailed || !strings.Contains(b.Reason, "took longer than 4s") {
+		t.Errorf("build %+v, %v", b, err)
 	}
 }
