@@ -415,3 +415,31 @@ func TestBuildTimeout(t *testing.T) {
 		t.Errorf("build %+v, %v", b, err)
 	}
 }
+
+// TestSupersedeQueued: a build superseded while it waits in the queue is
+// never built; its check run is cancelled, naming the newer commit.
+func TestSupersedeQueued(t *testing.T) {
+	w := newWorld(t, "sqlite")
+	w.extra["WORKERS"] = "1"
+	p := w.start()
+	busy := p.push("acme", "queued", "busy", w.commit("acme", "queued", app("busy", 4)), "Busy")
+	waitFor(t, 2*time.Minute, "the first build to run", func() bool {
+		c, ok := w.checkRun(busy)
+		return ok && c.Status == "in_progress"
+	})
+	waiting := p.push("acme", "queued", "main", w.commit("acme", "queued", app("waiting", 1)), "Waiting")
+	newer := w.commit("acme", "queued", app("newer", 1))
+	latest := p.push("acme", "queued", "main", newer, "Newer")
+	c := w.completed(waiting, 2*time.Minute)
+	if c.Conclusion != "cancelled" || !strings.Contains(c.Summary, newer) || slices.Contains(c.StatusHistory, "in_progress") {
+		t.Errorf("superseded queued build: %s %v %q", c.Conclusion, c.StatusHistory, c.Summary)
+	}
+	if _, err := w.openStore().GetBuild(t.Context(), waiting); err == nil {
+		t.Error("the superseded build was built")
+	}
+	for _, id := range []string{busy, latest} {
+		if c := w.completed(id, 2*time.Minute); c.Conclusion != "success" {
+			t.Errorf("build %s: %s", id, c.Conclusion)
+		}
+	}
+}

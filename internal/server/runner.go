@@ -87,6 +87,11 @@ func (r *runner) Build(ctx context.Context, qj *queue.Job) (string, error) {
 			fmt.Sprintf("The server stopped %d times while it built %s; it does not try again. Re-run the check to build the commit afresh.", qj.Run-1, qj.SHA),
 			errors.New("too many interrupted runs"))
 	}
+	if qj.SupersededBy != "" {
+		// Superseded while it waited in the queue: never built.
+		sup := &queue.SupersededError{SHA: qj.SupersededBy, Branch: qj.Branch}
+		return b.superseded(sup), sup
+	}
 	if c, done := b.stopped(ctx); done {
 		return c, context.Cause(ctx)
 	}
@@ -208,11 +213,7 @@ func (b *job) stopped(ctx context.Context) (conclusion string, done bool) {
 	var sup *queue.SupersededError
 	switch {
 	case errors.As(cause, &sup):
-		short := sup.SHA[:min(len(sup.SHA), 7)]
-		c, _ := b.conclude(checks.Cancelled, "Cancelled: superseded by "+short,
-			fmt.Sprintf("A newer commit, %s, was pushed to %s: build %s of %s was cancelled in favour of its build.",
-				sup.SHA, sup.Branch, b.j.ID, b.j.SHA), cause)
-		return c, true
+		return b.superseded(sup), true
 	case errors.Is(cause, queue.ErrDraining):
 		b.log.Info("build interrupted: the server is shutting down; it resumes later")
 		return "", true
@@ -221,6 +222,16 @@ func (b *job) stopped(ctx context.Context) (conclusion string, done bool) {
 		return "", true
 	}
 	return "", false
+}
+
+// superseded concludes the check run of a build that a newer commit on
+// its branch superseded.
+func (b *job) superseded(sup *queue.SupersededError) string {
+	short := sup.SHA[:min(len(sup.SHA), 7)]
+	c, _ := b.conclude(checks.Cancelled, "Cancelled: superseded by "+short,
+		fmt.Sprintf("A newer commit, %s, was pushed to %s: build %s of %s was cancelled in favour of its build.",
+			sup.SHA, sup.Branch, b.j.ID, b.j.SHA), sup)
+	return c
 }
 
 // abandon marks a build interrupted by a drain as abandoned, so that the
