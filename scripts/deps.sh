@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what the build environment and the tests
 # run against: runc and busybox-static (buildkitd's runtime and the seed of
-# the test registry's busybox image), PostgreSQL (store tests) and git.
+# the test registry's busybox image), PostgreSQL (store tests), git, and
+# docker.io (the action's container tests start their own dockerd).
 # Only what is missing is installed; a second run is a no-op.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v runc >/dev/null 2>&1 || need+=(runc)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" || need+=(busybox-static)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v git >/dev/null 2>&1 || need+=(git)
+# dockerd and Debian's docker client of the same version (not any other docker on PATH).
+{ [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ]; } || need+=(docker.io)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 
