@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -141,16 +142,16 @@ func (r redactor) lines(lines []string) []string {
 	return out
 }
 
-// FollowLogs calls fn for each line of build id's log after afterSeq, in
-// order, and keeps reading every poll interval until the build has ended
-// and every line is out; it returns the ended build. A build whose
-// process died (its heartbeat is older than StaleAfter) is failed on the
-// way (ReapStale), so following it ends too. With poll <= 0 it reads what
-// is there once and returns the build as it is.
-func (e *Engine) FollowLogs(ctx context.Context, id string, afterSeq int64, poll time.Duration, fn func(store.LogLine)) (*store.Build, error) {
+// FollowLogs calls fn with each batch of build id's log lines after
+// afterSeq, in order, and keeps reading every poll interval until the
+// build has ended and every line is out; it returns the ended build. A
+// build whose process died (its heartbeat is older than StaleAfter) is
+// failed on the way (ReapStale), so following it ends too. With poll <= 0
+// it reads what is there once and returns the build as it is.
+func (e *Engine) FollowLogs(ctx context.Context, id string, afterSeq int64, poll time.Duration, fn func([]store.LogLine)) (*store.Build, error) {
 	for {
 		// Read the status first: lines written before it ended are then
-		// all visible to the read that follows.
+		// all visible to the reads that follow.
 		b, err := e.Store.GetBuild(ctx, id)
 		if err != nil {
 			return nil, err
@@ -162,8 +163,18 @@ func (e *Engine) FollowLogs(ctx context.Context, id string, afterSeq int64, poll
 			}
 			continue
 		}
-		if afterSeq, err = ReadLogs(ctx, e.Store, id, afterSeq, fn); err != nil {
-			return nil, err
+		for {
+			lines, err := e.Store.ReadLogs(ctx, id, afterSeq, logPage)
+			if err != nil {
+				return nil, fmt.Errorf("reading log of %s: %w", id, err)
+			}
+			if len(lines) > 0 {
+				fn(lines)
+				afterSeq = lines[len(lines)-1].Seq
+			}
+			if len(lines) < logPage {
+				break
+			}
 		}
 		if ended || poll <= 0 {
 			return b, nil

@@ -86,7 +86,11 @@ func init() {
 				if !*follow {
 					poll = 0
 				}
-				_, err = engineFor(st, env).FollowLogs(ctx, b.ID, 0, poll, func(l store.LogLine) { fmt.Fprintln(env.IO.Out, l.Text) })
+				_, err = engineFor(st, env).FollowLogs(ctx, b.ID, 0, poll, func(lines []store.LogLine) {
+					for _, l := range lines {
+						fmt.Fprintln(env.IO.Out, l.Text)
+					}
+				})
 				return err
 			}
 		},
