@@ -274,7 +274,7 @@ func (r *run) buildSpec(ctx context.Context, spec manifest.BuildSpec) error {
 		BuildArgs:    spec.Args,
 		Platforms:    r.req.Platforms,
 		NoCache:      r.req.NoCache,
-		Image:        &buildkit.ImageExport{Names: names, Push: true, Insecure: r.req.Registry.Insecure},
+		Image:        &buildkit.ImageExport{Names: names, Push: !r.req.NoPush, Insecure: r.req.Registry.Insecure},
 		CacheImports: imports,
 		CacheExports: exports,
 		Credentials:  r.credentials(),
@@ -300,7 +300,9 @@ func (r *run) buildSpec(ctx context.Context, spec manifest.BuildSpec) error {
 		return fail(errors.New("buildkit reported no image digest"), nil)
 	}
 	entrypoint := ""
-	if cf, err := registry.ImageConfig(ctx, names[0]+"@"+res.Digest, r.req.Registry); err == nil {
+	if r.req.NoPush {
+		// Nothing to read the config from.
+	} else if cf, err := registry.ImageConfig(ctx, names[0]+"@"+res.Digest, r.req.Registry); err == nil {
 		entrypoint = registry.Entrypoint(cf)
 	} else {
 		return fail(fmt.Errorf("reading the pushed image's config: %w", err), nil)
@@ -350,8 +352,16 @@ func (r *run) copyImage(ctx context.Context, img manifest.ImageService) error {
 	start := r.now()
 	r.emit(Event{Type: ServiceStarted, Services: services})
 	dst := r.tag(img.Service)
-	r.log(services, fmt.Sprintf("copying image %s to %s", img.Image, dst))
-	digest, err := registry.Copy(ctx, img.Image, dst, r.req.Registry)
+	var digest string
+	var err error
+	if r.req.NoPush {
+		dst = img.Image
+		r.log(services, fmt.Sprintf("resolving image %s (not copied: no push)", img.Image))
+		digest, err = registry.Digest(ctx, img.Image, r.req.Registry)
+	} else {
+		r.log(services, fmt.Sprintf("copying image %s to %s", img.Image, dst))
+		digest, err = registry.Copy(ctx, img.Image, dst, r.req.Registry)
+	}
 	if err == nil {
 		cf, cerr := registry.ImageConfig(ctx, dst+"@"+digest, r.req.Registry)
 		if err = cerr; err == nil {
