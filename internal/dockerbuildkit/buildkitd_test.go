@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-		"strings"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,11 +84,11 @@ func TestStartWithoutDockerSaysSo(t *testing.T) {
 
 func TestParseAddr(t *testing.T) {
 	for addr, want := range map[string]string{
-		"docker-container://buildkitd":           "buildkitd",
-		"docker-container://b/":                  "b",
-		"docker-container://b?context=x":         "b",
-		"docker-container://":                    "",
-		"unix:///run/buildkit/buildkitd.sock":    "",
+		"docker-container://buildkitd":          "buildkitd",
+		"docker-container://b/":                 "b",
+		"docker-container://b?context=x":        "b",
+		"docker-container://":                   "",
+		"unix:///run/buildkit/buildkitd.sock":   "",
 		"tcp://docker-container://not-this-one": "",
 	} {
 		got, ok := dockerbuildkit.ParseAddr(addr)
