@@ -3,6 +3,7 @@ package action_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -388,4 +389,51 @@ func TestBadInputsNameTheInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Many convox.yml warnings (unknown keys): the log shows ten annotations and a notice of
+// how many more; the check run gets them all, 50 per request.
+func TestManyAnnotationsTenInTheLogAllOnTheCheckRun(t *testing.T) {
+	env := testenv.Build(t)
+	var yml strings.Builder
+	yml.WriteString("services:\n  web:\n    build: .\n")
+	for i := range 56 {
+		fmt.Fprintf(&yml, "    unknown%d: x\n", i)
+	}
+	j := newJob(t, map[string]string{"convox.yml": yml.String(), "Dockerfile": "FROM busybox\nCMD [\"true\"]\n"}, "push/with-new-branch.payload.json")
+	j.input("repository", env.Registry+"/action/many")
+	j.input("buildkit-host", env.BuildkitAddr)
+	j.run(action.Config{})
+	if j.err != nil {
+		t.Fatalf("unknown keys failed the build: %v\n%s", j.err, j.stdout.String())
+	}
+	var fileAnnotations, notices []command
+	for _, c := range j.commands() {
+		switch {
+		case c.Props["file"] != "":
+			fileAnnotations = append(fileAnnotations, c)
+		case c.Name == "notice":
+			notices = append(notices, c)
+		}
+	}
+	if len(fileAnnotations) != 10 {
+		t.Errorf("%d annotations in the log, want 10", len(fileAnnotations))
+	}
+	if len(notices) != 1 || !strings.HasPrefix(notices[0].Message, "46 more annotations") {
+		t.Errorf("notices %+v, want one saying 46 more", notices)
+	}
+	var total int
+	var perRequest []int
+	for _, r := range j.gh.RequestsTo("PATCH", "/repos/Codertocat/Hello-World/check-runs/") {
+		output, _ := r.Body["output"].(map[string]any)
+		anns, _ := output["annotations"].([]any)
+		if len(anns) > 0 {
+			perRequest = append(perRequest, len(anns))
+		}
+		total += len(anns)
+	}
+	if total != 56 || len(perRequest) != 2 || perRequest[0] != 50 {
+		t.Errorf("check run annotations per request %v (total %d), want [50 6]", perRequest, total)
+	}
+	checkRequests(t, j.gh.Requests())
 }

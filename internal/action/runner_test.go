@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // payloads are real webhook payloads, as GITHUB_EVENT_PATH points at them.
 var payloads = filepath.Join("..", "..", "..", "shared", "testdata-corpus", "github-payloads")
 
-func payload(t *testing.T, name string) string {
+func payload(t testing.TB, name string) string {
 	t.Helper()
 	for _, dir := range []string{payloads, "/work/shared/testdata-corpus/github-payloads"} {
 		p := filepath.Join(dir, name)
@@ -37,7 +37,7 @@ func payload(t *testing.T, name string) string {
 // environment with INPUT_* variables named as the runner names them
 // (upper case, hyphens kept).
 type job struct {
-	t         *testing.T
+	t         testing.TB
 	env       map[string]string
 	workspace string
 	output    string
@@ -48,7 +48,7 @@ type job struct {
 	took      time.Duration
 }
 
-func newJob(t *testing.T, files map[string]string, event string) *job {
+func newJob(t testing.TB, files map[string]string, event string) *job {
 	t.Helper()
 	dir := t.TempDir()
 	j := &job{t: t, workspace: filepath.Join(dir, "workspace"), output: filepath.Join(dir, "file_commands", "set_output"),
