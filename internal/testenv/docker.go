@@ -88,6 +88,11 @@ func startDocker() (*DockerDaemon, error) {
 		"--pidfile", filepath.Join(dir, "dockerd.pid"),
 		"--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false",
 		"--userland-proxy=false",
+		// Where a system containerd runs (as on GitHub's runners),
+		// dockerd uses it: keep this daemon's objects apart from the
+		// system dockerd's.
+		"--containerd-namespace", "cba-test-"+filepath.Base(dir),
+		"--containerd-plugins-namespace", "cba-test-plugins-"+filepath.Base(dir),
 		"--config-file", writeEmptyConfig(dir),
 	)
 	if wrapper, err := runcWithoutMissingCaps(dir); err != nil {
