@@ -1,6 +1,6 @@
 # convox-build-action: build, local environment and tests.
 #
-#   make demo   set up a local buildkitd + registry and build a sample app
+#   make demo   set up a local buildkitd + registry and build two sample apps
 #   make test   install prerequisites, then go vet and go test -race ./...
 #   make env    start (or reuse) buildkitd + registry; prints shell exports
 #   make env-stop
@@ -42,9 +42,12 @@ env: deps buildkit bin/devenv
 env-stop: bin/devenv
 	@bin/devenv down --dir $(STATE)/env
 
+# Builds testdata/apps/demo, then testdata/apps/hub, whose `image: busybox`
+# service is copied from Docker Hub through the local mirror (REGISTRY_MIRRORS).
 demo: deps buildkit bin/devenv bin/convox-build
 	@eval "$$(bin/devenv up --dir $(STATE)/env)" && \
-	  bin/convox-build build testdata/apps/demo --app demo --repository "$$CONVOX_BUILD_REGISTRY/demo"
+	  bin/convox-build build testdata/apps/demo --app demo --repository "$$CONVOX_BUILD_REGISTRY/demo" && \
+	  bin/convox-build build testdata/apps/hub --app hub
 
 vet:
 	$(GO) vet ./...

@@ -22,7 +22,8 @@ func main() {
 	// the standard logger: such lines are not the user's business.
 	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	ios := &cli.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, IsTerminal: isatty.IsTerminal(os.Stdout.Fd())}
+	ios := &cli.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		IsTerminal: isatty.IsTerminal(os.Stdout.Fd()), InIsTerminal: isatty.IsTerminal(os.Stdin.Fd())}
 	code := cli.Main(ctx, os.Args[1:], ios, os.Getenv)
 	stop()
 	os.Exit(code)

@@ -91,11 +91,12 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 
 func appPath(app string) string { return "/apps/" + url.PathEscape(app) }
 
-// ListBuilds returns app's builds, newest first; limit <= 0 means the
-// server's default.
+// ListBuilds returns app's builds, newest first: at most limit, all of
+// them when limit is 0, the server's default number (10) when it is
+// negative.
 func (c *Client) ListBuilds(ctx context.Context, app string, limit int) ([]store.Build, error) {
 	path := appPath(app) + "/builds"
-	if limit > 0 {
+	if limit >= 0 {
 		path += "?limit=" + strconv.Itoa(limit)
 	}
 	var list []Build
@@ -173,10 +174,11 @@ func (c *Client) Import(ctx context.Context, app string, r io.Reader, repository
 	return b.Store(), nil
 }
 
-// ListReleases returns app's releases, newest first.
+// ListReleases returns app's releases, newest first; limit as for
+// ListBuilds.
 func (c *Client) ListReleases(ctx context.Context, app string, limit int) ([]store.Release, error) {
 	path := appPath(app) + "/releases"
-	if limit > 0 {
+	if limit >= 0 {
 		path += "?limit=" + strconv.Itoa(limit)
 	}
 	var list []Release

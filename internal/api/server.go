@@ -253,11 +253,11 @@ func (s *Server) importBuild(w http.ResponseWriter, r *http.Request) error {
 	if repo == "" && s.Repository != nil {
 		var err error
 		if repo, err = s.Repository(app); err != nil {
-			return errorf(http.StatusBadRequest, "no image repository for app %s: %v (pass ?repository=)", app, err)
+			return errorf(http.StatusBadRequest, "no image repository for app %s: %v (name one with the import)", app, err)
 		}
 	}
 	if repo == "" {
-		return errorf(http.StatusBadRequest, "no image repository for app %s: pass ?repository=", app)
+		return errorf(http.StatusBadRequest, "no image repository for app %s: name one with the import", app)
 	}
 	max := s.MaxImportBytes
 	if max <= 0 {

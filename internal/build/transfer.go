@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/convox-build-action/convox-build-action/internal/exportfile"
+	"github.com/convox-build-action/convox-build-action/internal/manifest"
 	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
@@ -37,9 +38,19 @@ func ReadLogs(ctx context.Context, st store.Store, id string, afterSeq int64, fn
 
 // Export writes build b, with its log and every service's image, to w in
 // Convox's export format.
+//
+// Only a complete build of every service of its convox.yml can be
+// exported: Convox's import makes a release of every service of the
+// manifest, so an export of a build made for some services only would
+// import into a release whose other services have no image. Export
+// refuses such a build, naming the services it lacks, before writing
+// anything.
 func Export(ctx context.Context, st store.Store, b *store.Build, w io.Writer, reg registry.Options) error {
 	if b.Status != store.StatusComplete {
 		return &InputError{Err: fmt.Errorf("build %s is %s: only complete builds can be exported", b.ID, b.Status)}
+	}
+	if err := checkWhole(b); err != nil {
+		return &InputError{Err: err}
 	}
 	var logs []string
 	if _, err := ReadLogs(ctx, st, b.ID, 0, func(l store.LogLine) { logs = append(logs, l.Text) }); err != nil {
@@ -48,20 +59,53 @@ func Export(ctx context.Context, st store.Store, b *store.Build, w io.Writer, re
 	return exportfile.Write(ctx, w, b, logs, reg) // its errors name the build
 }
 
+// checkWhole checks that b has an image for every service of its
+// manifest.
+func checkWhole(b *store.Build) error {
+	m, _, err := manifest.Parse("convox.yml", []byte(b.Manifest), manifest.Options{})
+	if m == nil {
+		return fmt.Errorf("build %s cannot be exported: its convox.yml does not parse: %w", b.ID, err)
+	}
+	have := map[string]bool{}
+	for _, s := range b.Services {
+		have[s.Service] = true
+	}
+	var built, missing []string
+	for _, name := range m.ServiceNames() {
+		if have[name] {
+			built = append(built, name)
+		} else {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("build %s cannot be exported: it was built for %s only, and its convox.yml also has %s, which a release of the export would need (Convox's import releases every service of convox.yml): build every service, then export that build",
+		b.ID, strings.Join(built, ", "), strings.Join(missing, ", "))
+}
+
 // Import reads an export from r, verifies it, pushes its images to
 // repository under a new build ID, and only then records the new Build
-// (complete) and its Release: a corrupt or truncated file leaves nothing
-// behind.
+// (complete), its log, and its Release: a corrupt or truncated file leaves
+// nothing behind. It reads exports made by Export and by Convox's
+// `convox builds export`.
+//
+// The file is extracted into a work dir under os.TempDir(), removed when
+// Import returns; one left behind by a killed import is removed by the next
+// import (see exportfile.NewWorkDir). Memory use does not grow with the
+// file: the log goes to the store in batches, and is cut at
+// exportfile.MaxLogLines lines.
 func Import(ctx context.Context, st store.Store, r io.Reader, app, repository string, reg registry.Options, now func() time.Time) (*store.Build, error) {
 	if now == nil {
 		now = time.Now
 	}
-	dir, err := os.MkdirTemp("", "convox-build-import-")
+	wd, err := exportfile.NewWorkDir("")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	a, err := exportfile.Read(ctx, r, filepath.Join(dir, "archive"))
+	defer wd.Close()
+	a, err := exportfile.Read(ctx, r, filepath.Join(wd.Path(), "archive"))
 	if err != nil {
 		return nil, err
 	}
@@ -86,10 +130,8 @@ func Import(ctx context.Context, st store.Store, r io.Reader, app, repository st
 		st.UpdateBuild(fctx, b)
 		return nil, err
 	}
-	if len(a.Logs) > 0 {
-		if err := st.AppendLogs(fctx, id, a.Logs); err != nil {
-			return fail(fmt.Errorf("recording log: %w", err))
-		}
+	if err := a.ReadLogs(func(lines []string) error { return st.AppendLogs(fctx, id, lines) }); err != nil {
+		return fail(fmt.Errorf("recording log: %w", err))
 	}
 	rel := &store.Release{ID: NewID("R"), App: app, Build: id, Manifest: src.Manifest, Description: src.Description, Created: now().UTC()}
 	if err := st.CreateRelease(fctx, rel); err != nil {

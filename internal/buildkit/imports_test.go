@@ -1,6 +1,10 @@
 package buildkit_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,5 +73,47 @@ func TestBuildkitVersionPinnedTwice(t *testing.T) {
 	main, tools := version(filepath.Join(root, "go.mod")), version(filepath.Join(root, "tools", "buildkit", "go.mod"))
 	if main != tools {
 		t.Errorf("moby/buildkit %s in go.mod but %s in tools/buildkit/go.mod", main, tools)
+	}
+}
+
+// TestInternalPackagesReadNoEnvironment keeps configuration explicit: below
+// the front ends, packages take settings from their callers (a lookup
+// function at most), never from the process environment. The test and
+// development environments (testenv, devenv) are tools, not the product.
+func TestInternalPackagesReadNoEnvironment(t *testing.T) {
+	root := filepath.Join("..", "..", "internal")
+	forbidden := map[string]bool{"Getenv": true, "LookupEnv": true, "Environ": true, "ExpandEnv": true, "UserHomeDir": true}
+	files := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() && (rel == "testenv" || rel == "devenv" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		files++
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "os" && forbidden[sel.Sel.Name] {
+					t.Errorf("%s calls os.%s: take the setting from the caller", rel, sel.Sel.Name)
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 20 {
+		t.Fatalf("found only %d source files under %s", files, root)
 	}
 }

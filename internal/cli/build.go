@@ -11,25 +11,28 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/convox-build-action/convox-build-action/internal/build"
+	"github.com/convox-build-action/convox-build-action/internal/envconfig"
 )
 
 type buildOptions struct {
-	conn        connOptions
-	App         string
-	Repository  string
-	Manifest    string
-	Services    []string
-	BuildArgs   []string
-	Secrets     []string
-	Env         []string
-	EnvFile     string
-	NoCache     bool
-	Development bool
-	Description string
-	IDOnly      bool
-	Cache       string
-	Platforms   []string
-	Parallel    int
+	conn       connOptions
+	App        string
+	Repository string
+	Manifest   string
+	Services   []string
+	BuildArgs  []string
+	// BuildArgAlias holds --build-arg, the alias of Convox's --build-args.
+	BuildArgAlias []string
+	Secrets       []string
+	Env           []string
+	EnvFile       string
+	NoCache       bool
+	Development   bool
+	Description   string
+	IDOnly        bool
+	Cache         string
+	Platforms     []string
+	Parallel      int
 }
 
 func init() {
@@ -39,23 +42,27 @@ func init() {
 		Short: "Build every service of an app and create a release",
 		Long: `Build every service of the app in DIR (default: the current directory) with
 BuildKit, push <repository>:<service>.<BUILDID> for each, and create a Release.
+Prints what convox build prints, ending with the Build: and Release: lines;
+each image's digest goes to stderr.
 
 Services that share a build spec are built once; all build at once.`,
 		Setup: func(fs *pflag.FlagSet, env *Env) func(context.Context, []string) error {
 			opts := &buildOptions{}
 			opts.conn.flags(fs)
-			fs.StringVarP(&opts.App, "app", "a", "", "App `name` (default: DIR's name)")
+			fs.StringVarP(&opts.App, "app", "a", "", "App `name` (default: .convox/app, else the working directory's name)")
 			fs.StringVar(&opts.Repository, "repository", "", "Image `repository` to push to (default: $CONVOX_BUILD_REGISTRY/APP)")
 			fs.StringVarP(&opts.Manifest, "manifest", "m", "convox.yml", "Manifest `file`, relative to DIR")
 			fs.StringArrayVarP(&opts.Services, "service", "s", nil, "Build only this `service` (repeatable)")
-			fs.StringArrayVar(&opts.BuildArgs, "build-arg", nil, "Set a build argument `KEY=VALUE` (repeatable)")
+			fs.StringArrayVar(&opts.BuildArgs, "build-args", nil, "Set a build argument `KEY=VALUE`, or KEY to take its value from the environment (repeatable)")
+			fs.StringArrayVar(&opts.BuildArgAlias, "build-arg", nil, "Alias of --build-args")
+			fs.MarkHidden("build-arg")
 			fs.StringArrayVar(&opts.Secrets, "secret", nil, "Expose a BuildKit secret: `id=ID,env=VAR` or id=ID,src=FILE (repeatable)")
 			fs.StringArrayVarP(&opts.Env, "env", "e", nil, "Set an app environment variable `KEY=VALUE` (repeatable)")
 			fs.StringVar(&opts.EnvFile, "env-file", "", "Read app environment variables from a `file`")
 			fs.BoolVar(&opts.NoCache, "no-cache", false, "Build without any cache")
 			fs.BoolVar(&opts.Development, "development", false, "Build each Dockerfile's development stage")
 			fs.StringVarP(&opts.Description, "description", "d", "", "Build `description` (default: from the git HEAD)")
-			fs.BoolVar(&opts.IDOnly, "id", false, "Print only the release ID on stdout (logs go to stderr)")
+			fs.BoolVar(&opts.IDOnly, "id", false, "Put logs on stderr, release id on stdout")
 			fs.StringVar(&opts.Cache, "cache", "registry", "Cache: registry, inline, none, local=`DIR` or gha")
 			fs.StringArrayVar(&opts.Platforms, "platform", nil, "Target `platform`, e.g. linux/amd64 (repeatable)")
 			fs.IntVar(&opts.Parallel, "parallel", 0, "Build at most `N` specs at once (default: all)")
@@ -78,15 +85,15 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 	if err != nil {
 		return err
 	}
-	app := opts.App
-	if app == "" {
-		app = filepath.Base(abs)
+	app, err := appName(opts.App)
+	if err != nil {
+		return err
 	}
 	appEnvironment, err := appEnv(opts.EnvFile, opts.Env, env.Getenv)
 	if err != nil {
 		return err
 	}
-	args, err := keyValues("--build-arg", opts.BuildArgs)
+	args, err := buildArgs(append(append([]string{}, opts.BuildArgs...), opts.BuildArgAlias...), env.Getenv)
 	if err != nil {
 		return err
 	}
@@ -107,27 +114,26 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 		return err
 	}
 
-	out := env.IO.Out
+	// As convox build --id: everything on stderr, the release ID alone on
+	// stdout.
+	out := env.convox()
 	if opts.IDOnly {
-		out = env.IO.ErrOut
+		out.w = env.IO.ErrOut
 	}
-	fmt.Fprint(out, "Packaging source... ")
+	out.startf("Packaging source")
 	st, err := opts.conn.openStore(ctx, env.Getenv)
 	if err != nil {
-		fmt.Fprintln(out, "ERROR")
 		return err
 	}
 	defer st.Close()
 	solver, err := opts.conn.dial(ctx, env.Getenv)
 	if err != nil {
-		fmt.Fprintln(out, "ERROR")
 		return err
 	}
 	defer solver.Close()
 
 	eng := engineFor(st, env)
 	eng.Solver = solver
-	started := false
 	b, err := eng.Run(ctx, build.Request{
 		App: app, Repository: repo, SourceDir: abs, Manifest: opts.Manifest, Env: appEnvironment,
 		Services: opts.Services, BuildArgs: args, Secrets: secrets, NoCache: opts.NoCache,
@@ -136,41 +142,49 @@ func buildRun(ctx context.Context, env *Env, dir string, opts *buildOptions) err
 		Sink: build.SinkFunc(func(e build.Event) {
 			switch e.Type {
 			case build.BuildStarted:
-				started = true
-				fmt.Fprint(out, "OK\nStarting build... OK\n")
+				out.ok()
+				out.startf("Starting build")
+				out.ok()
 			case build.LogLine:
-				fmt.Fprintln(out, e.Line)
+				fmt.Fprintln(out.w, e.Line)
 			case build.LogsDropped:
-				fmt.Fprintf(out, "(%d log lines not shown here: the terminal fell behind; 'convox-build builds logs %s' has them all)\n", e.Dropped, e.BuildID)
+				fmt.Fprintf(out.w, "(%d log lines not shown here: the terminal fell behind; 'convox-build builds logs %s' has them all)\n", e.Dropped, e.BuildID)
 			}
 		}),
 	})
-	if !started {
-		fmt.Fprintln(out, "ERROR")
-	}
 	if err != nil {
 		if b != nil {
-			fmt.Fprintf(out, "Build: %s failed\n", b.ID)
+			return fmt.Errorf("build %s failed: %w", b.ID, err)
 		}
 		return explainInputError(err)
 	}
+	// Ours, not Convox's: each image with its digest, on stderr so that
+	// stdout stays what convox build prints.
 	for _, s := range b.Services {
-		fmt.Fprintf(out, "Image: %s@%s\n", s.Image, s.Digest)
+		fmt.Fprintf(env.IO.ErrOut, "Image: %s@%s\n", s.Image, s.Digest)
 	}
-	fmt.Fprintf(out, "Build: %s\nRelease: %s\n", b.ID, b.Release)
+	out.writef("Build:   <build>%s</build>\n", b.ID)
+	out.writef("Release: <release>%s</release>\n", b.Release)
 	if opts.IDOnly {
-		fmt.Fprintln(env.IO.Out, b.Release)
+		fmt.Fprint(env.IO.Out, b.Release)
 	}
 	return nil
 }
 
-// keyValues parses repeated KEY=VALUE flags.
-func keyValues(flag string, pairs []string) (map[string]string, error) {
+// buildArgs parses --build-args as Convox does: KEY=VALUE, or KEY alone to
+// take the value of the environment variable KEY (skipped when it is unset
+// or empty).
+func buildArgs(specs []string, getenv func(string) string) (map[string]string, error) {
 	out := map[string]string{}
-	for _, p := range pairs {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok || k == "" {
-			return nil, usageErrorf("%s %q: expected KEY=VALUE", flag, p)
+	for _, spec := range specs {
+		k, v, ok := strings.Cut(spec, "=")
+		if k == "" {
+			return nil, usageErrorf("--build-args %q: expected KEY=VALUE or KEY", spec)
+		}
+		if !ok {
+			if v = getenv(k); v == "" {
+				continue
+			}
 		}
 		out[k] = v
 	}
@@ -235,23 +249,13 @@ func parseCache(s string, getenv func(string) string) (build.Cache, error) {
 			return build.Cache{}, usageErrorf("--cache %s takes no value", typ)
 		}
 		c := build.Cache{Type: typ}
-		if typ == "gha" {
-			c.GHAURL, c.GHAURLV2, c.GHAToken = getenv("ACTIONS_CACHE_URL"), getenv("ACTIONS_RESULTS_URL"), getenv("ACTIONS_RUNTIME_TOKEN")
+		if typ == build.CacheGHA {
+			gha := envconfig.GitHubActionsCache(getenv)
+			c.GHAURL, c.GHAURLV2, c.GHAToken = gha.URL, gha.URLV2, gha.Token
 		}
 		return c, nil
 	}
 	return build.Cache{}, usageErrorf("--cache %q: use registry, inline, none, local=DIR or gha", s)
-}
-
-// repository is the image repository: the flag, or $CONVOX_BUILD_REGISTRY/app.
-func repository(flag, app string, getenv func(string) string) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
-	if reg := getenv("CONVOX_BUILD_REGISTRY"); reg != "" {
-		return strings.TrimSuffix(reg, "/") + "/" + app, nil
-	}
-	return "", usageErrorf("no image repository: pass --repository registry.example.com/%s or set CONVOX_BUILD_REGISTRY", app)
 }
 
 // explainInputError adds to the engine's input errors what to change on

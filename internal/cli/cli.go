@@ -19,14 +19,19 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// IOStreams are the command's standard streams. IsTerminal says whether Out
-// is a terminal: tables are aligned for people there and tab-separated
-// otherwise.
+// IOStreams are the command's standard streams.
 type IOStreams struct {
-	In         io.Reader
-	Out        io.Writer
-	ErrOut     io.Writer
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// IsTerminal says whether Out is a terminal: Convox's commands colour
+	// their output there (and print the same text without colour
+	// otherwise), `builds export` will not write an archive there, and
+	// `manifest validate` aligns its table for people.
 	IsTerminal bool
+	// InIsTerminal says whether In is a terminal: `builds import` reads an
+	// archive from In only when it is not.
+	InIsTerminal bool
 }
 
 // Env is what a command gets besides its flags: the streams and the
@@ -97,19 +102,34 @@ func exitCode(err error) int {
 // Main runs convox-build with args (without the program name) and returns
 // the exit code.
 func Main(ctx context.Context, args []string, ios *IOStreams, getenv func(string) string) int {
-	env := &Env{IO: ios, Getenv: getenv}
+	return runCommand(ctx, args, &Env{IO: ios, Getenv: getenv})
+}
+
+// runCommand runs a command and reports its error as Convox does ("ERROR: ..." on
+// stderr), adding a pointer to the help for a command-line mistake.
+func runCommand(ctx context.Context, args []string, env *Env) int {
 	err := dispatch(ctx, args, env)
 	if err != nil && !errors.Is(err, errSilent) {
-		fmt.Fprintf(ios.ErrOut, "convox-build: %v\n", err)
+		printError(env.IO, err)
 		var ue *usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(ios.ErrOut, "Run 'convox-build --help' for usage.")
+			fmt.Fprintln(env.IO.ErrOut, "Run 'convox-build --help' for usage.")
 		}
 	}
 	return exitCode(err)
 }
 
 func dispatch(ctx context.Context, args []string, env *Env) error {
+	// --host may come before the command words, as a global flag:
+	// convox-build --host URL builds info B. It moves to the command's
+	// flags.
+	global, args := leadingHost(args)
+	switch {
+	case len(global) > 0 && len(args) == 0:
+		return usageErrorf("--host: no command (--host works with %s)", remoteCommands)
+	case len(args) == 1 && args[0] == "--host":
+		return usageErrorf("--host: want the server's URL, like --host https://builds.example.com")
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 && args[0] == "help" {
 			return dispatch(ctx, append(args[1:], "--help"), env)
@@ -136,6 +156,7 @@ func dispatch(ctx context.Context, args []string, env *Env) error {
 		}
 		return usageErrorf("unknown command %q", strings.Join(words, " "))
 	}
+	rest = append(global, rest...)
 	fs := pflag.NewFlagSet(strings.Join(c.Path, " "), pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SetInterspersed(true)
@@ -147,6 +168,9 @@ func dispatch(ctx context.Context, args []string, env *Env) error {
 			commandUsage(env.IO.Out, c, fs)
 			return nil
 		}
+		if fs.Lookup("host") == nil && err.Error() == "unknown flag: --host" {
+			return usageErrorf("%s runs here, not on a server: --host works with %s", strings.Join(c.Path, " "), remoteCommands)
+		}
 		return &usageError{fmt.Errorf("%s: %w", strings.Join(c.Path, " "), err)}
 	}
 	if *help {
@@ -154,6 +178,25 @@ func dispatch(ctx context.Context, args []string, env *Env) error {
 		return nil
 	}
 	return run(ctx, fs.Args())
+}
+
+// remoteCommands are the commands that take --host.
+const remoteCommands = "builds, builds info, builds logs, builds export and builds import"
+
+// leadingHost splits the --host URL (or --host=URL) flags before the
+// command words from the rest of args.
+func leadingHost(args []string) (host, rest []string) {
+	for len(args) > 0 {
+		switch {
+		case args[0] == "--host" && len(args) > 1:
+			host, args = append(host, args[0], args[1]), args[2:]
+		case strings.HasPrefix(args[0], "--host="):
+			host, args = append(host, args[0]), args[1:]
+		default:
+			return host, args
+		}
+	}
+	return host, args
 }
 
 // find returns the command whose path is the longest prefix of args, and

@@ -2,23 +2,27 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/convox-build-action/convox-build-action/internal/build"
+	"github.com/convox-build-action/convox-build-action/internal/envconfig"
 	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
 // DefaultBuildkitHost is where buildkitd listens when installed as a
 // system service.
-const DefaultBuildkitHost = "unix:///run/buildkit/buildkitd.sock"
+const DefaultBuildkitHost = envconfig.DefaultBuildkitHost
 
-// connOptions are the flags that say where builds, records and images go.
+// connOptions are the flags that say where builds, records and images go;
+// each falls back to the environment (internal/envconfig).
 type connOptions struct {
 	BuildkitHost string
 	TLSCACert    string
@@ -42,7 +46,10 @@ func (o *connOptions) flags(fs *pflag.FlagSet) {
 func (o *connOptions) openStore(ctx context.Context, getenv func(string) string) (store.Store, error) {
 	url := o.Database
 	if url == "" {
-		url = getenv("DATABASE_URL")
+		var err error
+		if url, err = envconfig.Database(getenv); err != nil {
+			return nil, err
+		}
 	}
 	return store.Open(ctx, url)
 }
@@ -51,17 +58,18 @@ func (o *connOptions) dial(ctx context.Context, getenv func(string) string) (int
 	build.Solver
 	Close() error
 }, error) {
-	addr := o.BuildkitHost
-	if addr == "" {
-		addr = getenv("BUILDKIT_HOST")
-	}
-	if addr == "" {
-		addr = DefaultBuildkitHost
+	var addrs []string
+	var err error
+	if o.BuildkitHost != "" {
+		if addrs, err = envconfig.SplitHosts(o.BuildkitHost); err != nil {
+			return nil, usageErrorf("--buildkit-host: %w", err)
+		}
+	} else if addrs, err = envconfig.BuildkitHosts(getenv); err != nil {
+		return nil, err
 	}
 	opts := build.DialOptions{CACert: o.TLSCACert, Cert: o.TLSCert, Key: o.TLSKey}
-	addrs := strings.Split(addr, ",")
 	if len(addrs) == 1 {
-		return build.Dial(ctx, addr, opts)
+		return build.Dial(ctx, addrs[0], opts)
 	}
 	pool, closeAll, err := build.DialPool(ctx, addrs, opts)
 	if err != nil {
@@ -78,23 +86,50 @@ type closingSolver struct {
 
 func (c closingSolver) Close() error { return c.close() }
 
+// registry returns the registry options from the environment and the
+// --registry-auth and --insecure-registry flags.
 func (o *connOptions) registry(getenv func(string) string) (registry.Options, error) {
-	auth, err := registry.NewAuth(registry.AuthOptions{
-		Pairs:             o.RegistryAuth,
-		DockerHubUsername: getenv("DOCKER_HUB_USERNAME"),
-		DockerHubPassword: getenv("DOCKER_HUB_PASSWORD"),
-		DockerConfigDir:   getenv("DOCKER_CONFIG"),
-	})
+	opts, err := envconfig.RegistryOptions(getenv, o.RegistryAuth)
 	if err != nil {
+		var ve *envconfig.Error
+		if errors.As(err, &ve) {
+			return registry.Options{}, err
+		}
 		return registry.Options{}, &usageError{fmt.Errorf("--registry-auth: %w", err)}
 	}
-	insecure := o.Insecure
-	if v := getenv("CONVOX_BUILD_REGISTRY_INSECURE"); v != "" && !insecure {
-		if insecure, err = strconv.ParseBool(v); err != nil {
-			return registry.Options{}, usageErrorf("CONVOX_BUILD_REGISTRY_INSECURE=%q: want true or false", v)
+	opts.Insecure = opts.Insecure || o.Insecure
+	return opts, nil
+}
+
+// repository is the image repository: the flag, or $CONVOX_BUILD_REGISTRY/app.
+func repository(flag, app string, getenv func(string) string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	repo, err := envconfig.Repository(getenv, app)
+	if errors.Is(err, envconfig.ErrNoRepository) {
+		return "", usageErrorf("no image repository: pass --repository registry.example.com/%s or set CONVOX_BUILD_REGISTRY", app)
+	}
+	return repo, err
+}
+
+// appName is the app a command acts on, found as Convox's CLI finds it: the
+// --app flag, else the .convox/app file of the working directory, else the
+// working directory's name.
+func appName(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the app from the working directory: %w (pass --app)", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(wd, ".convox", "app")); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" {
+			return name, nil
 		}
 	}
-	return registry.Options{Auth: auth, Insecure: insecure}, nil
+	return filepath.Base(wd), nil
 }
 
 // now is the command's clock.

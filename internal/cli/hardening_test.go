@@ -91,7 +91,7 @@ func TestSecretsFromFilesNeverAppearAnywhere(t *testing.T) {
 	}
 	check("build stdout", out)
 	check("build stderr", errOut)
-	id := regexp.MustCompile(`Build: (B[A-Z]{10})`).FindStringSubmatch(out)[1]
+	id := regexp.MustCompile(`Build: +(B[A-Z]{10})`).FindStringSubmatch(out)[1]
 
 	logs, _, _ := w.run(nil, false, "builds", "logs", id)
 	check("builds logs", logs)
@@ -120,7 +120,7 @@ func TestSecretsFromFilesNeverAppearAnywhere(t *testing.T) {
 	}
 	check("failed build stdout", out)
 	check("failed build stderr", errOut)
-	id = regexp.MustCompile(`Build: (B[A-Z]{10}) failed`).FindStringSubmatch(out)[1]
+	id = regexp.MustCompile(`build (B[A-Z]{10}) failed`).FindStringSubmatch(errOut)[1]
 	info, _, _ := w.run(nil, false, "builds", "info", id)
 	check("builds info of the failed build", info)
 

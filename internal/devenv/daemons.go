@@ -34,6 +34,16 @@ type Running struct {
 	Registry     string
 }
 
+// Exports are the shell lines `make env` prints, for
+// eval "$(make -s env)": buildkitd's address, the registry to push to
+// (plain HTTP), and the registry as docker.io mirror for the pulls
+// convox-build makes itself (image-only services such as `image: busybox`),
+// as buildkitd already uses it for FROM lines.
+func (r *Running) Exports() string {
+	return fmt.Sprintf("export BUILDKIT_HOST=%s\nexport CONVOX_BUILD_REGISTRY=%s\nexport CONVOX_BUILD_REGISTRY_INSECURE=true\nexport REGISTRY_MIRRORS=docker.io=%s\n",
+		r.BuildkitAddr, r.Registry, r.Registry)
+}
+
 // Up starts whatever is not already running and answering, and returns
 // the addresses. It is idempotent.
 func (d Daemons) Up(ctx context.Context) (*Running, error) {

@@ -55,6 +55,24 @@ func TestDaemonsUpTwiceStartsOnceAndBuildctlWorks(t *testing.T) {
 		t.Errorf("buildctl --version = %q, %v; want the pinned v0.34.2", ver, err)
 	}
 
+	// eval "$(make -s env)"; convox-build build testdata/apps/hub: its
+	// `image: busybox` service comes from Docker Hub through the mirror.
+	exports := second.Exports()
+	if want := "export REGISTRY_MIRRORS=docker.io=" + second.Registry + "\n"; !strings.Contains(exports, want) {
+		t.Errorf("exports lack %q:\n%s", want, exports)
+	}
+	cli := filepath.Join(tmp, "convox-build")
+	if out, err := exec.Command("go", "build", "-o", cli, "github.com/convox-build-action/convox-build-action/cmd/convox-build").CombinedOutput(); err != nil {
+		t.Fatalf("building convox-build: %v\n%s", err, out)
+	}
+	build := exec.Command("sh", "-c", `eval "$EXPORTS" && "$CLI" build ../../testdata/apps/hub --app hub`)
+	build.Env = append(os.Environ(), "EXPORTS="+exports, "CLI="+cli, "DATABASE_URL=sqlite://"+filepath.Join(tmp, "builds.db"),
+		"DOCKER_CONFIG="+t.TempDir(), "REGISTRY_MIRRORS=", "CONVOX_BUILD_REGISTRY=")
+	bout, err := build.CombinedOutput()
+	if err != nil || !strings.Contains(string(bout), "Image: "+second.Registry+"/hub:tools.B") || !strings.Contains(string(bout), "\nRelease: R") {
+		t.Errorf("building the hub app in the environment: %v\n%s", err, bout)
+	}
+
 	if err := d.Down(); err != nil {
 		t.Fatal(err)
 	}

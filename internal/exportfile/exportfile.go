@@ -7,19 +7,28 @@
 //     entrypoint git-sha logs manifest process release reason repository
 //     status started ended; times in RFC 3339, UTC) plus a "services" array
 //     giving each service's service, image, digest, entrypoint and
-//     image-only;
-//   - build.log: the build's log, one line per log line; build.json's
-//     "logs" field names it;
+//     image-only. "logs" is in Convox's form, object://APP/build/ID/logs;
+//   - build.log: the build's log, one line per log line (Convox's import
+//     ignores it, as it ignores every entry that is neither build.json nor
+//     a .tar);
 //   - <service>.<BUILDID>.tar for each service: the service's image as an
 //     OCI image layout (oci-layout, index.json whose one manifest carries the
 //     annotation org.opencontainers.image.ref.name, blobs/sha256/...) with a
-//     docker-save style manifest.json, so `docker load` accepts it too.
+//     docker-save style manifest.json, so `docker load` accepts it too, and
+//     `skopeo copy oci-archive:...`, which Convox's import runs, too.
+//
+// Read also reads the files Convox's own `convox builds export` writes:
+// build.json without "services", a directory entry with an empty name, and
+// one <service>.<BUILDID>.tar per service written by skopeo (blobs first,
+// no digest list anywhere): there each archive's index.json names its one
+// image, and everything that image references is checked as for ours.
 //
 // Images keep their exact manifest bytes, so digests round-trip: the digest
 // an image had in the exporting registry is the digest it has after Push.
 //
 // Write streams (it never seeks), so its writer may be a pipe or stdout;
-// Read reads a stream too and checks everything it reads. Push copies the
+// Read reads a stream too, in bounded memory, checks everything it reads
+// and writes no more than the sizes the file declares. Push copies the
 // images Read extracted to another repository. The package logs nothing.
 package exportfile
 
@@ -54,8 +63,25 @@ const (
 	// maxJSONSize bounds build.json, index.json, manifest.json and every
 	// manifest.
 	maxJSONSize = 64 << 20
-	// maxLogSize bounds build.log.
+	// maxLogSize bounds the build.log entry.
 	maxLogSize = 1 << 30
+	// MaxLogLines bounds the log lines an import keeps: Read keeps the
+	// first ones and Archive.ReadLogs ends with a line saying how many
+	// were left out.
+	MaxLogLines = 100000
+	// MaxLogBytes bounds the log text an import keeps, likewise.
+	MaxLogBytes = 64 << 20
+	// MaxLogLineLength bounds one log line: a longer line becomes several.
+	MaxLogLineLength = 64 << 10
+	// MaxExpansion bounds how many times larger than the compressed bytes
+	// read so far the decompressed bytes may grow, once past
+	// expansionSlack: image layers are compressed already, so an export
+	// shrinks little under gzip, and a file that expands a hundredfold is
+	// a decompression bomb.
+	MaxExpansion = 100
+	// expansionSlack is what may be decompressed before MaxExpansion
+	// applies (tar headers and JSON compress well).
+	expansionSlack = 16 << 20
 )
 
 // Registry says how to reach registries: credentials, plain HTTP where
@@ -95,6 +121,12 @@ type buildJSON struct {
 	Services    []serviceJSON `json:"services"`
 }
 
+// LogsURL is build.json's "logs" for build id of app: where Convox keeps a
+// build's log (its object store), object://APP/build/ID/logs.
+func LogsURL(app, id string) string {
+	return "object://" + app + "/build/" + id + "/logs"
+}
+
 type serviceJSON struct {
 	Service    string `json:"service"`
 	Image      string `json:"image"`
@@ -112,7 +144,7 @@ func encodeBuild(b *store.Build) ([]byte, error) {
 		Description: b.Description,
 		Entrypoint:  b.Entrypoint,
 		GitSHA:      b.GitSHA,
-		Logs:        BuildLogName,
+		Logs:        LogsURL(b.App, b.ID),
 		Manifest:    b.Manifest,
 		Process:     b.Process,
 		Release:     b.Release,
@@ -142,13 +174,14 @@ func encodeBuild(b *store.Build) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeBuild parses and checks build.json.
-func decodeBuild(data []byte) (*store.Build, error) {
+// decodeBuild parses and checks build.json. listed reports whether it has
+// a "services" array: ours does, Convox's does not.
+func decodeBuild(data []byte) (b *store.Build, listed bool, err error) {
 	var j buildJSON
 	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("%s: %w", BuildJSONName, err)
+		return nil, false, fmt.Errorf("%s: %w", BuildJSONName, err)
 	}
-	b := &store.Build{
+	b = &store.Build{
 		ID:          j.ID,
 		App:         j.App,
 		Description: j.Description,
@@ -173,9 +206,9 @@ func decodeBuild(data []byte) (*store.Build, error) {
 		})
 	}
 	if err := checkBuild(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", BuildJSONName, err)
+		return nil, false, fmt.Errorf("%s: %w", BuildJSONName, err)
 	}
-	return b, nil
+	return b, j.Services != nil, nil
 }
 
 // checkBuild checks what an export relies on: a valid build ID, and for each

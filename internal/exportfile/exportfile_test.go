@@ -75,6 +75,9 @@ func push(t testing.TB, ref string, t2 remote.Taggable) string {
 	return d.Digest.String()
 }
 
+// fixtureManifest is the fixture build's convox.yml.
+const fixtureManifest = "services:\n  web:\n    build: .\n  api:\n    build: .\n  worker:\n    build: ./worker\n  redis:\n    image: redis:7\n"
+
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{reg: startRegistryServer(t)}
@@ -102,7 +105,7 @@ func newFixture(t testing.TB) *fixture {
 		Description: "build 0123456789 <fix> & \"quote\"",
 		Entrypoint:  "",
 		GitSHA:      "0123456789abcdef0123456789abcdef01234567",
-		Manifest:    "services:\n  web:\n    build: .\n",
+		Manifest:    fixtureManifest,
 		Process:     "",
 		Release:     "RAAAAAAAAAA",
 		Reason:      "",
@@ -152,8 +155,8 @@ func TestRoundTrip(t *testing.T) {
 	if want := exported(f.build); !equalJSON(t, a.Build, want) {
 		t.Errorf("Build = %+v, want %+v", a.Build, want)
 	}
-	if !equalJSON(t, a.Logs, f.logs) {
-		t.Errorf("Logs = %q, want %q", a.Logs, f.logs)
+	if got := readLogs(t, a); !equalJSON(t, got, f.logs) {
+		t.Errorf("logs = %q, want %q", got, f.logs)
 	}
 
 	dest := startRegistry(t)
@@ -248,6 +251,23 @@ func readIndex(idx v1.ImageIndex) error {
 	return nil
 }
 
+// readLogs returns every line ReadLogs gives, checking its batches.
+func readLogs(t testing.TB, a *Archive) []string {
+	t.Helper()
+	var out []string
+	err := a.ReadLogs(func(lines []string) error {
+		if len(lines) == 0 || len(lines) > 1000 {
+			t.Errorf("a batch of %d lines", len(lines))
+		}
+		out = append(out, lines...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func equalJSON(t *testing.T, a, b any) bool {
 	t.Helper()
 	ja, err := json.Marshal(a)
@@ -306,8 +326,8 @@ func TestContents(t *testing.T) {
   "description": "build 0123456789 <fix> & \"quote\"",
   "entrypoint": "",
   "git-sha": "0123456789abcdef0123456789abcdef01234567",
-  "logs": "build.log",
-  "manifest": "services:\n  web:\n    build: .\n",
+  "logs": "object://app/build/BAAAAAAAAAA/logs",
+  "manifest": "services:\n  web:\n    build: .\n  api:\n    build: .\n  worker:\n    build: ./worker\n  redis:\n    image: redis:7\n",
   "process": "",
   "release": "RAAAAAAAAAA",
   "reason": "",
@@ -444,6 +464,18 @@ func gz(t testing.TB, data []byte) []byte {
 	return buf.Bytes()
 }
 
+// stored is data gzipped without compression.
+func stored(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.NoCompression)
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func untar(t testing.TB, data []byte) []tarEntry {
 	t.Helper()
 	var out []tarEntry
@@ -489,7 +521,13 @@ func mktar(t testing.TB, entries []tarEntry) []byte {
 // rewrite returns the export with its entries passed through fn.
 func rewrite(t testing.TB, export []byte, fn func([]tarEntry) []tarEntry) []byte {
 	t.Helper()
-	return gz(t, mktar(t, fn(untar(t, gunzip(t, export)))))
+	return gz(t, rewriteTar(t, export, fn))
+}
+
+// rewriteTar is rewrite without the gzip.
+func rewriteTar(t testing.TB, export []byte, fn func([]tarEntry) []tarEntry) []byte {
+	t.Helper()
+	return mktar(t, fn(untar(t, gunzip(t, export))))
 }
 
 // rewriteArchive returns the export with the entries of the service archive
@@ -600,13 +638,20 @@ func TestReadRefuses(t *testing.T) {
 		},
 		{name: "huge entry", data: hugeEntry(t), want: "would take the export past 10 GiB"},
 		{name: "too many entries", data: manyEntries(t, MaxEntries+1), want: "more than 10000 entries"},
-		{name: "too many archive entries", data: rewriteArchive(t, export, webTar, func(es []tarEntry) []tarEntry {
-			dirs := make([]tarEntry, MaxImageEntries+1)
-			for i := range dirs {
-				dirs[i] = tarEntry{&tar.Header{Typeflag: tar.TypeDir, Name: "blobs/", Mode: 0o755}, nil}
+		// Stored, not compressed: 100001 identical headers would otherwise
+		// trip the decompression-bomb guard first.
+		{name: "too many archive entries", data: stored(t, rewriteTar(t, export, func(es []tarEntry) []tarEntry {
+			for i, e := range es {
+				if e.hdr.Name == webTar {
+					dirs := make([]tarEntry, MaxImageEntries+1)
+					for i := range dirs {
+						dirs[i] = tarEntry{&tar.Header{Typeflag: tar.TypeDir, Name: "blobs/", Mode: 0o755}, nil}
+					}
+					es[i].data = mktar(t, append(dirs, untar(t, e.data)...))
+				}
 			}
-			return append(dirs, es...)
-		}), want: webTar + ": more than 100000 entries"},
+			return es
+		})), want: webTar + ": more than 100000 entries"},
 		{name: "bad gzip checksum", data: func() []byte {
 			d := bytes.Clone(export)
 			d[len(d)-6] ^= 0xff // the CRC-32 in the trailer
@@ -696,6 +741,8 @@ func TestWriteRefuses(t *testing.T) {
 	noDigest.Services = []store.ServiceImage{{Service: "web", Image: f.build.Services[0].Image}}
 	badID := *f.build
 	badID.ID = "B123"
+	partial := *f.build
+	partial.Services = f.build.Services[:2]
 	cases := []struct {
 		name string
 		b    *store.Build
@@ -704,6 +751,7 @@ func TestWriteRefuses(t *testing.T) {
 		{"image missing", &missing, "exporting build BAAAAAAAAAA: service worker: pulling " + f.addr + "/app@sha256:1111"},
 		{"no digest", &noDigest, "service web has no image digest"},
 		{"bad ID", &badID, `invalid build ID "B123"`},
+		{"partial", &partial, "exporting build BAAAAAAAAAA: build.json: services worker, redis of the manifest have no image in the export"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package exportfile
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -26,15 +27,19 @@ import (
 // Archive is an export Read has checked and extracted.
 type Archive struct {
 	// Build is the build as exported: its ID and its Services' Image
-	// references are those of the exporting side.
+	// references are those of the exporting side. For a file Convox
+	// wrote, the Services come from its archives, in the order of the
+	// manifest's services, with Image "<repository>:<service>.<ID>" when
+	// build.json names a repository (else empty) and ImageOnly set for the
+	// manifest's image: services.
 	Build store.Build
-	// Logs is build.log, one element per line (nil when it is empty or
-	// absent).
-	Logs []string
 	// Dir holds one OCI image layout per service, Dir/<service>.<BUILDID>,
 	// each checked: every blob's digest, and every blob the service's image
-	// references present with the size its descriptor gives.
+	// references present with the size its descriptor gives; and the
+	// build's log, as ReadLogs gives it.
 	Dir string
+
+	log *logSpool // nil when the export has no build.log
 }
 
 // Layout returns the directory of service's OCI image layout.
@@ -48,9 +53,15 @@ var ErrTruncated = errors.New("unexpected EOF: the file is truncated")
 // Read reads an export from r (a pipe or stdin works: Read never seeks) and
 // extracts the services' images into dir, checking everything: entry names
 // and types, sizes against the limits above, every blob's sha256 against its
-// name, the gzip checksum, and that every service of build.json has its
-// archive, whose index.json holds the manifest digest build.json records,
-// with every blob that manifest references. Entries may come in any order.
+// name and its size against its descriptor (before writing it when the
+// descriptor came first), the gzip checksum, that the file does not expand
+// more than MaxExpansion times, that build.json's manifest is a convox.yml
+// whose services are exactly the export's, and that every service has its
+// archive, whose index.json holds the image build.json records (or, in a
+// file Convox wrote, one image), with every blob that image references.
+// Entries may come in any order. build.log is kept on disk, cut to
+// MaxLogLines lines and MaxLogBytes bytes; memory use does not grow with
+// the file.
 //
 // dir must be empty or not exist; Read creates it. When Read fails it
 // returns no Archive and removes everything it wrote, dir included when Read
@@ -112,6 +123,63 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// expansionGuard fails when, within a window of expansionWindow
+// decompressed bytes, more than expansionSlack came out of the
+// decompressor and they are more than MaxExpansion times what went in: so
+// Read never writes more than MaxExpansion times the file's size plus
+// expansionWindow, wherever in the file a bomb sits. Bytes read while the
+// guard is paused (build.log, which Read cuts to MaxLogBytes whatever its
+// size) do not count.
+type expansionGuard struct {
+	r       io.Reader
+	in      *countingReader
+	in0     int64 // in.n when the window started
+	out     int64 // bytes out in the window
+	paused  bool
+	pauseIn int64 // in.n when paused
+}
+
+const expansionWindow = 64 << 20
+
+func (g *expansionGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if g.paused {
+		return n, err
+	}
+	g.out += int64(n)
+	in := g.in.n - g.in0
+	if g.out > expansionSlack && g.out > MaxExpansion*in {
+		return 0, fmt.Errorf("the file expands more than %d-fold when decompressed (%d MiB from %d KiB): a decompression bomb, not a build export; refusing it",
+			MaxExpansion, g.out>>20, in>>10)
+	}
+	if g.out >= expansionWindow {
+		g.in0, g.out = g.in.n, 0
+	}
+	return n, err
+}
+
+// pause stops counting until resume.
+func (g *expansionGuard) pause() {
+	g.paused, g.pauseIn = true, g.in.n
+}
+
+func (g *expansionGuard) resume() {
+	g.paused = false
+	g.in0 += g.in.n - g.pauseIn
+}
+
 // readError explains an error from the gzip or tar reader.
 func readError(err error) error {
 	switch {
@@ -127,28 +195,47 @@ func readError(err error) error {
 	return err
 }
 
+// errNotGzip is Read's error for a file that does not start as gzip does.
+var errNotGzip = errors.New("not a gzip file (an export is a gzipped tar, as builds export writes)")
+
 // reader holds what Read has seen so far.
 type reader struct {
 	dir      string
 	total    int64 // bytes of entries so far, nested ones included
 	build    *store.Build
-	logs     []string
+	listed   bool // build.json lists the services (ours; Convox's does not)
+	log      *logSpool
 	archives map[string]*imageDir // by archive name
 	seen     map[string]bool
+	guard    *expansionGuard
 }
 
 func read(ctx context.Context, r io.Reader, dir string) (*Archive, error) {
-	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	in := &countingReader{r: ctxReader{ctx, r}}
+	br := bufio.NewReader(in)
+	// gzip's magic number first: a short file that is not gzip is "not
+	// gzip", not "truncated".
+	magic, err := br.Peek(2)
 	switch {
-	case errors.Is(err, io.EOF):
+	case len(magic) == 0 && errors.Is(err, io.EOF):
 		return nil, errors.New("the file is empty (an export is a gzipped tar)")
+	case len(magic) > 0 && magic[0] != 0x1f, len(magic) > 1 && magic[1] != 0x8b:
+		return nil, errNotGzip
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, err
+	}
+	gz, err := gzip.NewReader(br)
+	switch {
 	case errors.Is(err, gzip.ErrHeader):
-		return nil, errors.New("not a gzip file (an export is a gzipped tar, as builds export writes)")
+		return nil, errNotGzip
+	case errors.Is(err, io.EOF):
+		return nil, ErrTruncated
 	case err != nil:
 		return nil, readError(err)
 	}
-	rd := &reader{dir: dir, archives: map[string]*imageDir{}, seen: map[string]bool{}}
-	tr := tar.NewReader(gz)
+	guarded := &expansionGuard{r: gz, in: in}
+	rd := &reader{dir: dir, archives: map[string]*imageDir{}, seen: map[string]bool{}, guard: guarded}
+	tr := tar.NewReader(guarded)
 	for n := 1; ; n++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -166,7 +253,7 @@ func read(ctx context.Context, r io.Reader, dir string) (*Archive, error) {
 	}
 	// What follows the tar is padding; reading to the end checks the gzip
 	// checksum.
-	if n, err := io.Copy(io.Discard, io.LimitReader(gz, 1<<20)); err != nil {
+	if n, err := io.Copy(io.Discard, io.LimitReader(guarded, 1<<20)); err != nil {
 		return nil, readError(err)
 	} else if n == 1<<20 {
 		return nil, errors.New("more than 1 MiB of data after the end of the tar")
@@ -202,6 +289,11 @@ func (rd *reader) addSize(name string, size int64) error {
 var archivePattern = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_-]{0,62})\.(B[A-Z]{10})\.tar$`)
 
 func (rd *reader) entry(ctx context.Context, hdr *tar.Header, tr io.Reader) error {
+	// Convox's export starts with a directory entry with an empty name
+	// (its walk of the temp dir it wrote the archives in).
+	if hdr.Typeflag == tar.TypeDir && (hdr.Name == "" || hdr.Name == "./") {
+		return nil
+	}
 	name, err := entryName(hdr.Name)
 	if err != nil {
 		return err
@@ -225,17 +317,16 @@ func (rd *reader) entry(ctx context.Context, hdr *tar.Header, tr io.Reader) erro
 		if err != nil {
 			return err
 		}
-		rd.build, err = decodeBuild(data)
+		rd.build, rd.listed, err = decodeBuild(data)
 		return err
 	case name == BuildLogName:
-		data, err := readAll(tr, hdr.Size, maxLogSize, name)
-		if err != nil {
-			return err
+		if hdr.Size > maxLogSize {
+			return fmt.Errorf("%s: %d bytes is more than the %d allowed", name, hdr.Size, maxLogSize)
 		}
-		if len(data) > 0 {
-			rd.logs = strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-		}
-		return nil
+		rd.guard.pause()
+		rd.log, err = spoolLog(filepath.Join(rd.dir, BuildLogName), tr, hdr.Size)
+		rd.guard.resume()
+		return err
 	case archivePattern.MatchString(name):
 		img, err := rd.extractImage(ctx, name, tr)
 		if err != nil {
@@ -265,17 +356,33 @@ func readAll(r io.Reader, size, max int64, name string) ([]byte, error) {
 
 // imageDir is a service archive extracted as an OCI image layout.
 type imageDir struct {
-	dir   string
-	index v1.IndexManifest
-	blobs map[string]int64 // hex -> size
+	archive string
+	dir     string
+	index   v1.IndexManifest
+	blobs   map[string]int64    // hex -> size, of the blobs extracted
+	want    map[string]expected // hex -> what a descriptor seen so far says
+}
+
+// expected is what a descriptor says of a blob.
+type expected struct {
+	desc  v1.Descriptor
+	from  string // "index.json" or "manifest sha256:..."
+	depth int
 }
 
 var blobPattern = regexp.MustCompile(`^blobs/sha256/([0-9a-f]{64})$`)
 
 // extractImage extracts the service archive called archive from r into a
-// directory named after it, checking every blob's digest.
+// directory named after it, checking every blob's digest, and its size
+// against its descriptor as soon as both are known: a blob whose
+// descriptor came first is refused at its header.
 func (rd *reader) extractImage(ctx context.Context, archive string, r io.Reader) (*imageDir, error) {
-	img := &imageDir{dir: filepath.Join(rd.dir, strings.TrimSuffix(archive, ".tar")), blobs: map[string]int64{}}
+	img := &imageDir{
+		archive: archive,
+		dir:     filepath.Join(rd.dir, strings.TrimSuffix(archive, ".tar")),
+		blobs:   map[string]int64{},
+		want:    map[string]expected{},
+	}
 	if err := os.MkdirAll(filepath.Join(img.dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, err
 	}
@@ -332,6 +439,11 @@ func (rd *reader) extractImage(ctx context.Context, archive string, r io.Reader)
 				if err := json.Unmarshal(data, &img.index); err != nil {
 					return nil, fail("%s: %w", name, err)
 				}
+				for _, d := range img.index.Manifests {
+					if err := img.expect(d, "index.json", 0); err != nil {
+						return nil, err
+					}
+				}
 			}
 			if name == "oci-layout" {
 				var l ociLayout
@@ -348,10 +460,19 @@ func (rd *reader) extractImage(ctx context.Context, archive string, r io.Reader)
 		if m == nil {
 			return nil, fail("unexpected entry %q (an OCI image layout holds oci-layout, index.json and blobs/sha256/<digest>)", name)
 		}
+		w, known := img.want[m[1]]
+		if known && hdr.Size != w.desc.Size {
+			return nil, fail("blob sha256:%s is %d bytes in the archive, but %s says %d: refusing it before extracting it", m[1], hdr.Size, w.from, w.desc.Size)
+		}
 		if err := writeBlob(filepath.Join(img.dir, filepath.FromSlash(name)), m[1], tr, hdr.Size); err != nil {
 			return nil, fail("%w", err)
 		}
 		img.blobs[m[1]] = hdr.Size
+		if known {
+			if err := img.expectChildren(w); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if !seen["oci-layout"] {
 		return nil, fail("no oci-layout file: not an OCI image layout")
@@ -360,6 +481,78 @@ func (rd *reader) extractImage(ctx context.Context, archive string, r io.Reader)
 		return nil, fail("no index.json: not an OCI image layout")
 	}
 	return img, nil
+}
+
+// expect records what descriptor d, found in from, says of its blob, and
+// checks it against the blob if that is extracted already.
+func (img *imageDir) expect(d v1.Descriptor, from string, depth int) error {
+	if depth > maxManifestDepth {
+		return fmt.Errorf("%s: manifests nested more than %d deep", img.archive, maxManifestDepth)
+	}
+	if d.Digest.Algorithm != "sha256" || !digestPattern.MatchString(d.Digest.String()) {
+		return fmt.Errorf("%s: %s: blob %q: only sha256 digests are supported", img.archive, from, d.Digest)
+	}
+	if d.Size < 0 {
+		return fmt.Errorf("%s: %s: blob %s: negative size %d", img.archive, from, d.Digest, d.Size)
+	}
+	if w, ok := img.want[d.Digest.Hex]; ok {
+		if w.desc.Size != d.Size {
+			return fmt.Errorf("%s: blob %s: %s says %d bytes, %s says %d", img.archive, d.Digest, w.from, w.desc.Size, from, d.Size)
+		}
+		return nil
+	}
+	w := expected{desc: d, from: from, depth: depth}
+	img.want[d.Digest.Hex] = w
+	size, ok := img.blobs[d.Digest.Hex]
+	if !ok {
+		return nil
+	}
+	if size != d.Size {
+		return fmt.Errorf("%s: blob %s is %d bytes, %s says %d", img.archive, d.Digest, size, from, d.Size)
+	}
+	return img.expectChildren(w)
+}
+
+// expectChildren records the descriptors in the extracted manifest or
+// index w describes.
+func (img *imageDir) expectChildren(w expected) error {
+	d := w.desc
+	if !d.MediaType.IsImage() && !d.MediaType.IsIndex() {
+		return nil
+	}
+	if d.Size > maxJSONSize {
+		return fmt.Errorf("%s: manifest %s: %d bytes is more than the %d allowed", img.archive, d.Digest, d.Size, maxJSONSize)
+	}
+	data, err := os.ReadFile(filepath.Join(img.dir, "blobs", "sha256", d.Digest.Hex))
+	if err != nil {
+		return err
+	}
+	from := "manifest " + d.Digest.String()
+	if d.MediaType.IsIndex() {
+		im, err := v1.ParseIndexManifest(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("%s: index %s: %w", img.archive, d.Digest, err)
+		}
+		for _, c := range im.Manifests {
+			if err := img.expect(c, from, w.depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("%s: manifest %s: %w", img.archive, d.Digest, err)
+	}
+	if err := img.expect(m.Config, from, w.depth+1); err != nil {
+		return err
+	}
+	for _, l := range m.Layers {
+		if err := img.expect(l, from, w.depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeBlob copies the blob with digest sha256:hexDigest, size bytes, from r
@@ -384,16 +577,62 @@ func writeBlob(file, hexDigest string, r io.Reader, size int64) error {
 }
 
 // finish checks that the export is whole: build.json, and for each service
-// its archive with its image complete; and nothing else.
+// its archive with its image complete; that the services are those of the
+// manifest; and nothing else.
 func (rd *reader) finish() (*Archive, error) {
 	if rd.build == nil {
 		return nil, fmt.Errorf("no %s: not a build export", BuildJSONName)
 	}
 	b := rd.build
+	names := make([]string, 0, len(rd.archives))
+	for archive := range rd.archives {
+		names = append(names, archive)
+	}
+	sort.Strings(names)
+	for _, archive := range names {
+		if id := archivePattern.FindStringSubmatch(archive)[2]; id != b.ID {
+			return nil, fmt.Errorf("%s: an archive of build %s, but %s is of build %s", archive, id, BuildJSONName, b.ID)
+		}
+	}
+	m, err := parseManifest(b.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	if !rd.listed {
+		// Convox's file: a service per archive, its image the one its
+		// index.json lists.
+		for _, archive := range names {
+			service := archivePattern.FindStringSubmatch(archive)[1]
+			img := rd.archives[archive]
+			if n := len(img.index.Manifests); n != 1 {
+				return nil, fmt.Errorf("%s: index.json lists %d images; a service archive holds one", archive, n)
+			}
+			s := store.ServiceImage{Service: service, Digest: img.index.Manifests[0].Digest.String(), ImageOnly: m.imageOnly[service]}
+			if b.Repository != "" {
+				s.Image = b.Repository + ":" + service + "." + b.ID
+			}
+			b.Services = append(b.Services, s)
+		}
+		m.sort(b.Services)
+	}
 	want := map[string]bool{}
 	for _, s := range b.Services {
+		want[ArchiveName(s.Service, b.ID)] = true
+	}
+	var extra []string
+	for _, archive := range names {
+		if !want[archive] {
+			extra = append(extra, archive)
+		}
+	}
+	if len(extra) > 0 {
+		return nil, fmt.Errorf("%s: not a service of build %s in %s", strings.Join(extra, ", "), b.ID, BuildJSONName)
+	}
+	if len(b.Services) == 0 {
+		return nil, fmt.Errorf("no service images: %s lists no services and the export holds no <service>.%s.tar archive; nothing to import", BuildJSONName, b.ID)
+	}
+	for _, s := range b.Services {
 		archive := ArchiveName(s.Service, b.ID)
-		want[archive] = true
 		img := rd.archives[archive]
 		if img == nil {
 			return nil, fmt.Errorf("%s missing: %s lists service %s", archive, BuildJSONName, s.Service)
@@ -402,17 +641,10 @@ func (rd *reader) finish() (*Archive, error) {
 			return nil, err
 		}
 	}
-	var extra []string
-	for archive := range rd.archives {
-		if !want[archive] {
-			extra = append(extra, archive)
-		}
+	if err := m.covers(b.Services); err != nil {
+		return nil, err
 	}
-	if len(extra) > 0 {
-		sort.Strings(extra)
-		return nil, fmt.Errorf("%s: not a service of build %s in %s", strings.Join(extra, ", "), b.ID, BuildJSONName)
-	}
-	return &Archive{Build: *b, Logs: rd.logs, Dir: rd.dir}, nil
+	return &Archive{Build: *b, Dir: rd.dir, log: rd.log}, nil
 }
 
 // check verifies that index.json lists digest and that every blob it

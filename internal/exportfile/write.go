@@ -38,11 +38,20 @@ const maxManifestDepth = 8
 // w is only written to, never sought: a pipe or stdout works. Write does
 // not close w.
 //
-// b needs a valid build ID and, for every service, a valid unique name and
-// a sha256 digest; the build's status is not checked. Two services with the
-// same image each get their own archive, as Convox does.
+// b needs a valid build ID, a manifest (convox.yml) whose services are
+// exactly b's, and, for every service, a valid unique name and a sha256
+// digest: Read refuses anything less. The build's status is not checked.
+// Two services with the same image each get their own archive, as Convox
+// does.
 func Write(ctx context.Context, w io.Writer, b *store.Build, logs []string, reg Registry) error {
 	if err := checkBuild(b); err != nil {
+		return fmt.Errorf("exporting build %s: %w", b.ID, err)
+	}
+	m, err := parseManifest(b.Manifest)
+	if err == nil {
+		err = m.covers(b.Services)
+	}
+	if err != nil {
 		return fmt.Errorf("exporting build %s: %w", b.ID, err)
 	}
 	buildJSON, err := encodeBuild(b)

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -40,15 +38,16 @@ type AuthOptions struct {
 	// neither.
 	DockerHubUsername string
 	DockerHubPassword string
-	// DockerConfigDir is the directory holding the Docker config.json.
-	// Default $DOCKER_CONFIG, else ~/.docker. A missing file is no error.
+	// DockerConfigDir is the directory holding the Docker config.json;
+	// callers pass $DOCKER_CONFIG, or ~/.docker, here (internal/envconfig
+	// does). Empty: no Docker config is read. A missing file is no error.
 	DockerConfigDir string
 }
 
 // Auth resolves registry credentials, in this order: explicit
 // host=user:password pairs; the Docker Hub username and token for docker.io,
 // index.docker.io and registry-1.docker.io; the Docker config file
-// ($DOCKER_CONFIG/config.json, default ~/.docker/config.json) with its
+// (AuthOptions.DockerConfigDir/config.json) with its
 // `auths` entries and credential helpers (`credHelpers`, `credsStore`), read
 // through docker/cli; else anonymous.
 //
@@ -96,9 +95,9 @@ func NewAuth(opts AuthOptions) (*Auth, error) {
 
 	switch u, p := opts.DockerHubUsername, opts.DockerHubPassword; {
 	case u != "" && p == "":
-		return nil, errors.New("docker hub credentials: DOCKER_HUB_USERNAME is set but DOCKER_HUB_PASSWORD is empty; set both or neither")
+		return nil, errors.New("docker hub credentials: a username without a password; give both or neither")
 	case u == "" && p != "":
-		return nil, errors.New("docker hub credentials: DOCKER_HUB_PASSWORD is set but DOCKER_HUB_USERNAME is empty; set both or neither")
+		return nil, errors.New("docker hub credentials: a password without a username; give both or neither")
 	case u != "":
 		a.hub = &credential{Username: u, Password: p}
 		a.addCredentialSecrets(u, p)
@@ -106,14 +105,7 @@ func NewAuth(opts AuthOptions) (*Auth, error) {
 
 	dir := opts.DockerConfigDir
 	if dir == "" {
-		dir = os.Getenv(config.EnvOverrideConfigDir)
-	}
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, fmt.Errorf("finding the Docker config file: %w (set DOCKER_CONFIG)", err)
-		}
-		dir = filepath.Join(home, ".docker")
+		return a, nil // no Docker config to read
 	}
 	cf, err := config.Load(dir)
 	if err != nil {

@@ -72,8 +72,8 @@ func TestDockerHubCredentials(t *testing.T) {
 		opts AuthOptions
 		want string
 	}{
-		{AuthOptions{DockerHubUsername: "u"}, "docker hub credentials: DOCKER_HUB_USERNAME is set but DOCKER_HUB_PASSWORD is empty; set both or neither"},
-		{AuthOptions{DockerHubPassword: "p"}, "docker hub credentials: DOCKER_HUB_PASSWORD is set but DOCKER_HUB_USERNAME is empty; set both or neither"},
+		{AuthOptions{DockerHubUsername: "u"}, "docker hub credentials: a username without a password; give both or neither"},
+		{AuthOptions{DockerHubPassword: "p"}, "docker hub credentials: a password without a username; give both or neither"},
 		{AuthOptions{Pairs: []string{"ghcr.io=a:b", "https://GHCR.io/=c:d"}}, "registry credentials: two pairs for ghcr.io; give one"},
 	} {
 		if _, err := NewAuth(tc.opts); err == nil || err.Error() != tc.want {

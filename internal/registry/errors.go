@@ -42,7 +42,7 @@ func (e *Error) Unwrap() error { return e.cause }
 
 // newError describes err, from doing op on ref (a registry host and path),
 // for a person.
-func (c *call) newError(op, ref, registryHost string, err error) error {
+func (c *call) newError(op, ref, registryHost string, err error) *Error {
 	e := &Error{Op: op, Ref: ref, Host: registryHost}
 	var terr *transport.Error
 	var opErr *net.OpError

@@ -1,7 +1,8 @@
 // Package registry talks to OCI registries for the build engine: it resolves
 // credentials (explicit pairs, Docker Hub username and token, the Docker
 // config file and its credential helpers), copies images and indexes with
-// their exact manifests, reads image configs and digests, and retries what
+// their exact manifests, reads image configs and digests, pulls through
+// registry mirrors with fallback to the origin (Options.Mirrors), and retries what
 // a registry or the network fails transiently, with bounded exponential
 // backoff.
 //
@@ -42,6 +43,16 @@ type Options struct {
 	Retry Retry
 	// UserAgent of the requests; default DefaultUserAgent.
 	UserAgent string
+	// Mirrors maps a registry host to mirror hosts tried, in order, before
+	// it for every pull: Copy's source, ImageConfig and Digest (pushes and
+	// Remote never use them). "docker.io" -> ["mirror.example.com"] pulls
+	// busybox from mirror.example.com/library/busybox. A mirror that fails
+	// or lacks the image is skipped for the next one and finally the
+	// registry itself, as buildkitd does with its mirrors. Keys are
+	// canonical hosts as ParseMirrors returns them (docker.io for Docker
+	// Hub). Credentials and plain HTTP apply to a mirror as to any host.
+	// Default none.
+	Mirrors map[string][]string
 }
 
 // Retry bounds the retries of a request that got a 408, 429 or 5xx answer
@@ -136,13 +147,14 @@ func (c *call) parse(ref string) (name.Reference, error) {
 	return r, nil
 }
 
-func (c *call) fail(op string, ref name.Reference, err error) error {
+func (c *call) fail(op string, ref name.Reference, err error) *Error {
 	return c.newError(op, ref.Name(), ref.Context().RegistryStr(), err)
 }
 
 // Copy copies the image or index src to dst with its exact manifest bytes, so
 // dst has the digest src has, which it returns ("sha256:…"). Convox copies
-// image-only services this way: "postgres:15" to "<repository>:db.B…".
+// image-only services this way: "postgres:15" to "<repository>:db.B…". src
+// is pulled through Options.Mirrors.
 func Copy(ctx context.Context, src, dst string, opts Options) (digest string, err error) {
 	c, err := newCall(opts)
 	if err != nil {
@@ -164,18 +176,26 @@ func Copy(ctx context.Context, src, dst string, opts Options) (digest string, er
 	if err != nil {
 		return "", err
 	}
-	desc, err := puller.Get(ctx, srcRef)
+	err = c.pull(ctx, "pulling", srcRef, func(from name.Reference) error {
+		desc, err := puller.Get(ctx, from)
+		if err != nil {
+			return c.fail("pulling", from, err)
+		}
+		if err := pusher.Push(ctx, dstRef, desc); err != nil {
+			return c.fail("pushing", dstRef, err)
+		}
+		digest = desc.Digest.String()
+		return nil
+	}, fromHost)
 	if err != nil {
-		return "", c.fail("pulling", srcRef, err)
+		return "", err
 	}
-	if err := pusher.Push(ctx, dstRef, desc); err != nil {
-		return "", c.fail("pushing", dstRef, err)
-	}
-	return desc.Digest.String(), nil
+	return digest, nil
 }
 
 // Digest returns the digest ("sha256:…") of the manifest ref names, with a
-// HEAD request (a GET if the registry's HEAD answer lacks it).
+// HEAD request (a GET if the registry's HEAD answer lacks it), through
+// Options.Mirrors.
 func Digest(ctx context.Context, ref string, opts Options) (string, error) {
 	c, err := newCall(opts)
 	if err != nil {
@@ -189,20 +209,29 @@ func Digest(ctx context.Context, ref string, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	desc, err := puller.Head(ctx, r)
-	if err == nil {
-		return desc.Digest.String(), nil
-	}
-	var terr *transport.Error
-	if errors.As(err, &terr) {
-		return "", c.fail("resolving", r, err)
-	}
-	// Some registries answer HEAD without Docker-Content-Digest.
-	d, err := puller.Get(ctx, r)
+	var digest string
+	err = c.pull(ctx, "resolving", r, func(from name.Reference) error {
+		desc, err := puller.Head(ctx, from)
+		if err == nil {
+			digest = desc.Digest.String()
+			return nil
+		}
+		var terr *transport.Error
+		if errors.As(err, &terr) {
+			return c.fail("resolving", from, err)
+		}
+		// Some registries answer HEAD without Docker-Content-Digest.
+		d, err := puller.Get(ctx, from)
+		if err != nil {
+			return c.fail("resolving", from, err)
+		}
+		digest = d.Digest.String()
+		return nil
+	}, anyError)
 	if err != nil {
-		return "", c.fail("resolving", r, err)
+		return "", err
 	}
-	return d.Digest.String(), nil
+	return digest, nil
 }
 
 // ImageConfig returns the config of the image ref names; for an index, of its
@@ -221,6 +250,20 @@ func ImageConfig(ctx context.Context, ref string, opts Options) (*v1.ConfigFile,
 	if err != nil {
 		return nil, err
 	}
+	var cf *v1.ConfigFile
+	err = c.pull(ctx, op, r, func(from name.Reference) error {
+		var err error
+		cf, err = c.config(ctx, puller, from)
+		return err
+	}, anyError)
+	if err != nil {
+		return nil, err
+	}
+	return cf, nil
+}
+
+func (c *call) config(ctx context.Context, puller *remote.Puller, r name.Reference) (*v1.ConfigFile, error) {
+	const op = "reading the config of"
 	desc, err := puller.Get(ctx, r)
 	if err != nil {
 		return nil, c.fail(op, r, err)

@@ -33,7 +33,7 @@ var fastRetry = Retry{Tries: 5, MinDelay: time.Millisecond, MaxDelay: 5 * time.M
 // isolate keeps the machine's own Docker config out of a test.
 func isolate(t *testing.T) {
 	t.Helper()
-	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("HOME", t.TempDir()) // ~/.docker, the default config directory
 	t.Setenv("DOCKER_AUTH_CONFIG", "")
 }
 
@@ -244,8 +244,12 @@ func TestCopyToRegistryRequiringAuth(t *testing.T) {
 	t.Run("config file auths", func(t *testing.T) {
 		b64 := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 		dir := writeConfig(t, fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, dst, b64))
-		t.Setenv("DOCKER_CONFIG", dir) // the default place
-		a := newAuth(t, AuthOptions{})
+		t.Setenv("HOME", t.TempDir())          // not read: callers pass the directory
+		t.Setenv("DOCKER_CONFIG", t.TempDir()) // nor this
+		if _, err := copyWith(t, newAuth(t, AuthOptions{})); err == nil {
+			t.Fatal("without a config directory, the push had credentials from somewhere")
+		}
+		a := newAuth(t, AuthOptions{DockerConfigDir: dir})
 		got, err := copyWith(t, a)
 		check(t, got, err)
 		if s := a.Secrets(); !contains(s, password) || !contains(s, b64) {

@@ -225,6 +225,27 @@ func (s *sqlStore) FailStale(ctx context.Context, olderThan time.Time, reason st
 	return ids, nil
 }
 
+func (s *sqlStore) CountBuilds(ctx context.Context) (map[Status]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM builds GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("counting builds: %w", err)
+	}
+	defer rows.Close()
+	out := map[Status]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("counting builds: %w", err)
+		}
+		out[Status(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counting builds: %w", err)
+	}
+	return out, nil
+}
+
 func (s *sqlStore) CreateRelease(ctx context.Context, r *Release) error {
 	if r.ID == "" || r.App == "" {
 		return fmt.Errorf("creating release %q of app %q: ID and App are required", r.ID, r.App)

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -127,6 +126,9 @@ type Store interface {
 	// the current time if unset, and returns their IDs in no set order.
 	FailStale(ctx context.Context, olderThan time.Time, reason string) ([]string, error)
 
+	// CountBuilds counts the builds of every app by status.
+	CountBuilds(ctx context.Context) (map[Status]int, error)
+
 	// CreateRelease inserts r; ErrExists if its ID is taken.
 	CreateRelease(ctx context.Context, r *Release) error
 	GetRelease(ctx context.Context, id string) (*Release, error)
@@ -152,7 +154,6 @@ type Store interface {
 
 // Open opens the database at dbURL and migrates it to the current schema.
 //
-//   - "" opens the SQLite file DefaultPath().
 //   - "postgres://..." or "postgresql://..." opens PostgreSQL with pgx; the
 //     URL may carry any libpq/pgx parameter (sslmode, pool settings...).
 //   - "sqlite:///abs/path.db", "sqlite:rel/path.db", "file:path.db" or a
@@ -174,16 +175,16 @@ func Open(ctx context.Context, dbURL string) (Store, error) {
 	}
 }
 
-// DefaultPath is the SQLite file Open("") uses:
-// $XDG_DATA_HOME/convox-build/builds.db, or
-// ~/.local/share/convox-build/builds.db when XDG_DATA_HOME is unset or
-// not absolute.
-func DefaultPath() (string, error) {
-	dir := os.Getenv("XDG_DATA_HOME")
+// DefaultPath is where a user's builds are kept when no database is
+// named: $XDG_DATA_HOME/convox-build/builds.db, or
+// $HOME/.local/share/convox-build/builds.db when XDG_DATA_HOME is unset or
+// not absolute. getenv looks the variables up.
+func DefaultPath(getenv func(string) string) (string, error) {
+	dir := getenv("XDG_DATA_HOME")
 	if !filepath.IsAbs(dir) {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("finding the data directory: %w (set XDG_DATA_HOME or DATABASE_URL)", err)
+		home := getenv("HOME")
+		if !filepath.IsAbs(home) {
+			return "", errors.New("finding the data directory: neither XDG_DATA_HOME nor HOME is an absolute path (set DATABASE_URL)")
 		}
 		dir = filepath.Join(home, ".local", "share")
 	}
@@ -195,8 +196,7 @@ func DefaultPath() (string, error) {
 func parseURL(dbURL string) (kind, target string, err error) {
 	switch {
 	case dbURL == "":
-		p, err := DefaultPath()
-		return "sqlite", p, err
+		return "", "", errors.New("no database URL (want postgres://..., sqlite:///path.db or a file path)")
 	case strings.HasPrefix(dbURL, "postgres://"), strings.HasPrefix(dbURL, "postgresql://"):
 		return "postgres", dbURL, nil
 	case strings.HasPrefix(dbURL, "sqlite:"), strings.HasPrefix(dbURL, "file:"):

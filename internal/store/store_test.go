@@ -471,6 +471,11 @@ func TestFailStale(t *testing.T) {
 		if ids, err := s.FailStale(ctx, minutes(5), "again"); err != nil || len(ids) != 0 {
 			t.Errorf("second FailStale = %v, %v; want none", ids, err)
 		}
+		counts, err := s.CountBuilds(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "counts", counts, map[store.Status]int{store.StatusFailed: 4, store.StatusRunning: 2, store.StatusComplete: 1})
 	})
 }
 
@@ -595,23 +600,31 @@ func TestOpenPaths(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 
-	// Open("") uses $XDG_DATA_HOME, else ~/.local/share.
-	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "xdg"))
+	// DefaultPath is under $XDG_DATA_HOME, else ~/.local/share; Open
+	// makes its directory private.
+	vars := map[string]string{"XDG_DATA_HOME": filepath.Join(dir, "xdg"), "HOME": filepath.Join(dir, "home")}
+	getenv := func(k string) string { return vars[k] }
 	want := filepath.Join(dir, "xdg", "convox-build", "builds.db")
-	if p, err := store.DefaultPath(); err != nil || p != want {
+	if p, err := store.DefaultPath(getenv); err != nil || p != want {
 		t.Errorf("DefaultPath = %q, %v; want %q", p, err, want)
 	}
-	open(t, "")
+	open(t, want)
 	for path, mode := range map[string]os.FileMode{filepath.Dir(want): 0o700 | os.ModeDir, want: 0o600} {
 		if fi, err := os.Stat(path); err != nil || fi.Mode() != mode {
 			t.Errorf("%s: %v, %v; want mode %v", path, fi.Mode(), err, mode)
 		}
 	}
-	t.Setenv("XDG_DATA_HOME", "")
-	t.Setenv("HOME", filepath.Join(dir, "home"))
+	vars["XDG_DATA_HOME"] = "relative/dir"
 	want = filepath.Join(dir, "home", ".local", "share", "convox-build", "builds.db")
-	if p, err := store.DefaultPath(); err != nil || p != want {
-		t.Errorf("DefaultPath without XDG_DATA_HOME = %q, %v; want %q", p, err, want)
+	if p, err := store.DefaultPath(getenv); err != nil || p != want {
+		t.Errorf("DefaultPath without an absolute XDG_DATA_HOME = %q, %v; want %q", p, err, want)
+	}
+	vars["HOME"] = ""
+	if _, err := store.DefaultPath(getenv); err == nil || !strings.Contains(err.Error(), "set DATABASE_URL") {
+		t.Errorf("DefaultPath without HOME: %v", err)
+	}
+	if _, err := store.Open(ctx, ""); err == nil || !strings.Contains(err.Error(), "no database URL") {
+		t.Errorf("Open(\"\"): %v", err)
 	}
 
 	for _, tc := range []struct{ url, file string }{

@@ -1,6 +1,8 @@
 // Command devenv runs the local build environment behind `make env`: a
 // registry on 127.0.0.1 seeded with busybox and a buildkitd that mirrors
-// docker.io to it, as background daemons under a state directory.
+// docker.io to it, as background daemons under a state directory. `up`
+// prints the variables that point convox-build at them, the registry
+// being also the docker.io mirror of convox-build's own pulls.
 //
 //	devenv up [--dir D]     start what is not running; print shell exports
 //	devenv down [--dir D]   stop both
@@ -54,9 +56,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("export BUILDKIT_HOST=%s\n", r.BuildkitAddr)
-		fmt.Printf("export CONVOX_BUILD_REGISTRY=%s\n", r.Registry)
-		fmt.Printf("export CONVOX_BUILD_REGISTRY_INSECURE=true\n")
+		fmt.Print(r.Exports())
 		return nil
 	case "down":
 		return d.Down()
