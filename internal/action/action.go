@@ -28,6 +28,7 @@ import (
 
 	"github.com/convox-build-action/convox-build-action/internal/build"
 	"github.com/convox-build-action/convox-build-action/internal/checks"
+	"github.com/convox-build-action/convox-build-action/internal/envconfig"
 	"github.com/convox-build-action/convox-build-action/internal/ghclient"
 	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/report"
@@ -258,8 +259,10 @@ func (r *runner) explain(err error) error {
 
 // registryOptions assembles the registry credentials: registry-username
 // and registry-password for the repository's registry (for ghcr.io, the
-// actor and the GitHub token by default), the Docker Hub pair, and the
-// Docker config file in $DOCKER_CONFIG or $HOME/.docker.
+// actor and the GitHub token by default), docker-hub-username and
+// docker-hub-password (else DOCKER_HUB_USERNAME and DOCKER_HUB_PASSWORD),
+// the Docker config in $DOCKER_CONFIG or $HOME/.docker, and the rest of
+// the environment envconfig reads.
 func (r *runner) registryOptions() (registry.Options, error) {
 	in := r.in
 	host := strings.ToLower(strings.SplitN(in.Repository, "/", 2)[0])
@@ -274,19 +277,25 @@ func (r *runner) registryOptions() (registry.Options, error) {
 		}
 		pairs = append(pairs, host+"="+user+":"+in.GitHubToken)
 	}
-	dir := r.cfg.Getenv("DOCKER_CONFIG")
-	if dir == "" {
-		home := r.cfg.Getenv("HOME")
-		if home == "" {
-			home = "/github/home"
+	getenv := func(k string) string {
+		switch {
+		case k == envconfig.DockerHubUsername && in.DockerHubUser != "":
+			return in.DockerHubUser
+		case k == envconfig.DockerHubPassword && in.DockerHubPass != "":
+			return in.DockerHubPass
 		}
-		dir = filepath.Join(home, ".docker")
+		return r.cfg.Getenv(k)
 	}
-	auth, err := registry.NewAuth(registry.AuthOptions{Pairs: pairs, DockerHubUsername: in.DockerHubUser, DockerHubPassword: in.DockerHubPass, DockerConfigDir: dir})
+	opts, err := envconfig.RegistryOptions(getenv, pairs)
 	if err != nil {
-		return registry.Options{}, &InputError{Input: "registry-username", Err: errors.New(r.redact(err.Error()))}
+		input := "registry-username"
+		var ee *envconfig.Error
+		if errors.As(err, &ee) {
+			return registry.Options{}, errors.New(r.redact(err.Error()))
+		}
+		return registry.Options{}, &InputError{Input: input, Err: errors.New(r.redact(err.Error()))}
 	}
-	return registry.Options{Auth: auth}, nil
+	return opts, nil
 }
 
 // startCheck creates the check run, or says why there is none; a

@@ -13,6 +13,7 @@ import (
 	githubactions "github.com/sethvargo/go-githubactions"
 
 	"github.com/convox-build-action/convox-build-action/internal/build"
+	"github.com/convox-build-action/convox-build-action/internal/envconfig"
 )
 
 // InputError is a bad input: the step fails before anything is built.
@@ -105,8 +106,9 @@ func readContext(getenv func(string) string) (*runContext, error) {
 		APIURL: getenv("GITHUB_API_URL"), ServerURL: getenv("GITHUB_SERVER_URL"),
 		RunID: getenv("GITHUB_RUN_ID"), RunAttempt: getenv("GITHUB_RUN_ATTEMPT"),
 		EventName: getenv("GITHUB_EVENT_NAME"), EventPath: getenv("GITHUB_EVENT_PATH"),
-		CacheURL: getenv("ACTIONS_CACHE_URL"), ResultsURL: getenv("ACTIONS_RESULTS_URL"), RuntimeToken: getenv("ACTIONS_RUNTIME_TOKEN"),
 	}
+	gha := envconfig.GitHubActionsCache(getenv)
+	c.CacheURL, c.ResultsURL, c.RuntimeToken = gha.URL, gha.URLV2, gha.Token
 	if c.Workspace == "" {
 		return nil, errors.New("GITHUB_WORKSPACE is not set: run this as a step of a GitHub Actions job, after actions/checkout")
 	}
