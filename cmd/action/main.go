@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/convox-build-action/convox-build-action/internal/action"
@@ -21,7 +22,9 @@ func main() {
 	if err != nil {
 		var failed *action.Failed
 		if !errors.As(err, &failed) {
-			fmt.Fprintf(os.Stdout, "::error::%s\n", err)
+			// Not a build failure (the log says those): say what broke, as
+			// one workflow command.
+			fmt.Fprintf(os.Stdout, "::error::%s\n", strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(err.Error()))
 		}
 		os.Exit(1)
 	}

@@ -205,11 +205,14 @@ func (r *runner) run(ctx context.Context) error {
 			exportErr = r.export(ctx, st, b, reg)
 		}
 	}
-	if in.Summary {
+	if in.Summary && r.cfg.Getenv("GITHUB_STEP_SUMMARY") != "" {
 		r.a.AddStepSummary(snap.Markdown(MaxSummary))
 	}
 	if check != nil {
 		conclusion := checks.Conclusion(snap)
+		if ctx.Err() != nil {
+			conclusion = checks.Cancelled // the job was cancelled
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		if err := check.Complete(cctx, snap, conclusion); err != nil {
 			r.a.Warningf("%s", r.redact("reporting the build to GitHub: "+err.Error()))
@@ -364,14 +367,25 @@ type ServiceMetadata struct {
 	TotalSteps  int     `json:"total-steps"`
 }
 
+// setOutput sets a step output, when the step has an output file.
+func (r *runner) setOutput(name, value string) {
+	if r.cfg.Getenv("GITHUB_OUTPUT") == "" {
+		return
+	}
+	r.a.SetOutput(name, value)
+}
+
 // outputs sets the step's outputs; build-id even when the build failed.
 func (r *runner) outputs(b *store.Build) {
-	r.a.SetOutput("build-id", b.ID)
+	if r.cfg.Getenv("GITHUB_OUTPUT") == "" {
+		r.a.Warningf("GITHUB_OUTPUT is not set: no step outputs (build %s)", b.ID)
+	}
+	r.setOutput("build-id", b.ID)
 	if b.Status != store.StatusComplete {
 		return
 	}
-	r.a.SetOutput("release-id", b.Release)
-	r.a.SetOutput("release", b.Release)
+	r.setOutput("release-id", b.Release)
+	r.setOutput("release", b.Release)
 	images := map[string]string{}
 	meta := map[string]ServiceMetadata{}
 	svcs := append([]store.ServiceImage(nil), b.Services...)
@@ -383,8 +397,8 @@ func (r *runner) outputs(b *store.Build) {
 	}
 	ib, _ := json.Marshal(images)
 	mb, _ := json.MarshalIndent(meta, "", "  ")
-	r.a.SetOutput("images", string(ib))
-	r.a.SetOutput("metadata", string(mb))
+	r.setOutput("images", string(ib))
+	r.setOutput("metadata", string(mb))
 }
 
 // export writes the build's export file at the export input's path
@@ -415,7 +429,7 @@ func (r *runner) export(ctx context.Context, st store.Store, b *store.Build, reg
 	if fi != nil {
 		size = fi.Size()
 	}
-	r.a.SetOutput("export-path", rel)
+	r.setOutput("export-path", rel)
 	fmt.Fprintf(r.cfg.Stdout, "Exported build %s to %s (%d bytes)\n", b.ID, rel, size)
 	return nil
 }

@@ -178,6 +178,14 @@ func TestBuildOnPushReportsEverythingGitHubAndTheNextStepsGet(t *testing.T) {
 		t.Errorf("completion: status %v conclusion %v", last.Body["status"], last.Body["conclusion"])
 	}
 	checkRequests(t, reqs)
+	for i, r := range reqs[1:] {
+		if r.Method != "PATCH" || r.Path != last.Path {
+			t.Errorf("unexpected request %s %s", r.Method, r.Path)
+		}
+		if i < len(reqs)-2 && r.Body["status"] != "in_progress" {
+			t.Errorf("update before the end: status %v", r.Body["status"])
+		}
+	}
 	output, _ := last.Body["output"].(map[string]any)
 	if s, _ := output["summary"].(string); !strings.Contains(s, id) || !strings.Contains(s, out["release-id"]) {
 		t.Errorf("check run summary lacks the IDs:\n%s", s)
@@ -355,6 +363,29 @@ func TestUnreachableBuildkitdFailsClearlyWithin30s(t *testing.T) {
 	}
 	if out := j.outputs(); !buildID.MatchString(out["build-id"]) {
 		t.Errorf("build-id %q", out["build-id"])
+	}
+}
+
+func TestNoDockerSocketAndNoBuildkitHostSaysWhatToDo(t *testing.T) {
+	j := newJob(t, map[string]string{
+		"convox.yml": "services:\n  web:\n    build: .\n",
+		"Dockerfile": "FROM busybox\n",
+	}, "push/with-new-branch.payload.json")
+	j.input("repository", "127.0.0.1:1/nodocker")
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	j.run(action.Config{DockerSocket: sock, BuildkitImage: "moby/buildkit:" + testenv.BuildkitVersion(t)})
+	errs := j.commandsNamed("error")
+	if j.err == nil || len(errs) == 0 {
+		t.Fatalf("err %v, errors %+v", j.err, errs)
+	}
+	msg := errs[len(errs)-1].Message
+	for _, want := range []string{sock, "Docker socket mounted", "give buildkit-host"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if j.took > 30*time.Second {
+		t.Errorf("took %s", j.took)
 	}
 }
 

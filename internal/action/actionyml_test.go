@@ -76,7 +76,7 @@ func TestActionYmlMatchesTheCode(t *testing.T) {
 			t.Errorf("input %q has no description", name)
 		}
 	}
-	for _, out := range set(`SetOutput\("([a-z-]+)"`) {
+	for _, out := range set(`[sS]etOutput\("([a-z-]+)"`) {
 		if o, ok := spec.Outputs[out]; !ok || o.Description == "" {
 			t.Errorf("the code sets output %q, which action.yml does not declare", out)
 		}
