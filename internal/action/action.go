@@ -67,7 +67,7 @@ type Config struct {
 	// starts (default dockerbuildkit.DefaultImage()).
 	BuildkitImage string
 	// ConnectTimeout bounds the wait for buildkitd to answer (default
-	// 20s for buildkit-host, 60s for a container the action starts).
+	// 15s for buildkit-host, 60s for a container the action starts).
 	ConnectTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time

@@ -468,3 +468,18 @@ func TestManyAnnotationsTenInTheLogAllOnTheCheckRun(t *testing.T) {
 	}
 	checkRequests(t, j.gh.Requests())
 }
+
+func TestDockerContainerHostWithoutTheContainerSaysSo(t *testing.T) {
+	dd := testenv.Docker(t)
+	j := newJob(t, map[string]string{
+		"convox.yml": "services:\n  web:\n    build: .\n",
+		"Dockerfile": "FROM busybox\n",
+	}, "push/with-new-branch.payload.json")
+	j.input("repository", "127.0.0.1:1/nocontainer")
+	j.input("buildkit-host", "docker-container://no-such-buildkitd")
+	j.run(action.Config{DockerSocket: dd.Socket})
+	errs := j.commandsNamed("error")
+	if j.err == nil || len(errs) == 0 || !strings.Contains(errs[len(errs)-1].Message, "buildkit-host docker-container://no-such-buildkitd: docker: inspecting container no-such-buildkitd: No such container") {
+		t.Fatalf("err %v, errors %+v", j.err, errs)
+	}
+}

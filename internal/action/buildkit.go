@@ -52,12 +52,21 @@ func (r *runner) connect(ctx context.Context, log func(string)) (solverConn, err
 	timeout := r.cfg.ConnectTimeout
 	if in.BuildkitHost != "" {
 		if timeout <= 0 {
-			timeout = 20 * time.Second
+			timeout = 15 * time.Second
 		}
 		opts := build.DialOptions{CACert: r.workspacePath(in.BuildkitTLSCA), Cert: r.workspacePath(in.BuildkitTLSCert), Key: r.workspacePath(in.BuildkitTLSKey), Timeout: timeout}
 		if name, ok := dockerbuildkit.ParseAddr(in.BuildkitHost); ok {
-			// No docker CLI here: reach the container through the API.
-			opts.Dialer = dockerbuildkit.Dialer(dockerbuildkit.NewDocker(r.cfg.DockerSocket), name)
+			// No docker CLI here: reach the container through the API,
+			// and say so plainly when it is not there.
+			docker := dockerbuildkit.NewDocker(r.cfg.DockerSocket)
+			c, err := docker.InspectContainer(ctx, name)
+			switch {
+			case err != nil:
+				return nil, fmt.Errorf("buildkit-host %s: %w", in.BuildkitHost, err)
+			case !c.State.Running:
+				return nil, fmt.Errorf("buildkit-host %s: the container is %s, not running", in.BuildkitHost, c.State.Status)
+			}
+			opts.Dialer = dockerbuildkit.Dialer(docker, name)
 		}
 		c, err := build.Dial(ctx, in.BuildkitHost, opts)
 		if err != nil {
