@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -481,5 +482,38 @@ func TestDockerContainerHostWithoutTheContainerSaysSo(t *testing.T) {
 	errs := j.commandsNamed("error")
 	if j.err == nil || len(errs) == 0 || !strings.Contains(errs[len(errs)-1].Message, "buildkit-host docker-container://no-such-buildkitd: docker: inspecting container no-such-buildkitd: No such container") {
 		t.Fatalf("err %v, errors %+v", j.err, errs)
+	}
+}
+
+func TestPushFalseBuildsWithoutPushing(t *testing.T) {
+	env := testenv.Build(t)
+	j := newJob(t, map[string]string{
+		"convox.yml": "services:\n  web:\n    build: .\n",
+		"Dockerfile": "FROM busybox\nRUN echo unpushed > /x\n",
+	}, "push/with-new-branch.payload.json")
+	j.input("repository", env.Registry+"/action/unpushed")
+	j.input("buildkit-host", env.BuildkitAddr)
+	j.input("push", "false")
+	j.input("checks", "false")
+	j.run(action.Config{})
+	if j.err != nil {
+		t.Fatalf("%v\n%s", j.err, j.stdout.String())
+	}
+	out := j.outputs()
+	var images map[string]string
+	json.Unmarshal([]byte(out["images"]), &images)
+	if !strings.Contains(images["web"], "@sha256:") {
+		t.Fatalf("images %q", out["images"])
+	}
+	resp, err := http.Get("http://" + env.Registry + "/v2/action/unpushed/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the registry has the repository (HTTP %d): something was pushed", resp.StatusCode)
+	}
+	if strings.Contains(j.stdout.String(), "exporting cache") {
+		t.Errorf("a cache was exported with push: false outside Actions")
 	}
 }
