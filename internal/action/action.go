@@ -178,8 +178,8 @@ func (r *runner) run(ctx context.Context) error {
 		followed.Add(1)
 		go func() { defer followed.Done(); check.Follow(followCtx, rep) }()
 	}
-	stopProgress := make(chan struct{})
-	go con.follow(r.cfg.ProgressInterval, stopProgress)
+	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(progressDone); con.follow(r.cfg.ProgressInterval, stopProgress) }()
 
 	eng := &build.Engine{Solver: solver, Store: st, Now: r.cfg.Now}
 	b, berr := eng.Run(ctx, build.Request{
@@ -190,6 +190,7 @@ func (r *runner) run(ctx context.Context) error {
 		Sink: build.SinkFunc(func(e build.Event) { con.Event(e); rep.Event(e) }),
 	})
 	close(stopProgress)
+	<-progressDone // nothing else may write the log meanwhile
 	stopFollow()
 	followed.Wait()
 	if berr != nil && b == nil {
