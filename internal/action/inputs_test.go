@@ -3,6 +3,7 @@ package action
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	githubactions "github.com/sethvargo/go-githubactions"
@@ -57,4 +58,26 @@ func TestDefaultsAndGHCRCredentials(t *testing.T) {
 	if user, _, _ := opts.Auth.Credentials(context.Background(), "ghcr.io"); user != "" {
 		t.Errorf("ghcr.io got credentials though the repository is elsewhere")
 	}
+}
+
+// A KEY=VALUE input never panics, and its errors never show a value.
+func FuzzKeyValues(f *testing.F) {
+	for _, s := range []string{"A=1\nB=2", "NOEQUALS\n", "=x", " K = v \n# c\n\nK2=", "A=1\nA=2", "K V=secretvalue"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		a := githubactions.New(githubactions.WithGetenv(func(string) string { return v }), githubactions.WithWriter(&bytes.Buffer{}))
+		kv, err := keyValues(a, "secrets")
+		if err != nil {
+			if strings.Contains(err.Error(), "secretvalue") {
+				t.Errorf("error shows a value: %v", err)
+			}
+			return
+		}
+		for k := range kv {
+			if k == "" || strings.ContainsAny(k, "= \t\n") {
+				t.Errorf("key %q from %q", k, v)
+			}
+		}
+	})
 }
