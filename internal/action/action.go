@@ -181,10 +181,14 @@ func (r *runner) run(ctx context.Context) error {
 	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(progressDone); con.follow(r.cfg.ProgressInterval, stopProgress) }()
 
+	redact := r.secrets
+	if rc.RuntimeToken != "" {
+		redact = append(append([]string(nil), redact...), rc.RuntimeToken) // the runner masks it in the log, not in the check run
+	}
 	eng := &build.Engine{Solver: solver, Store: st, Now: r.cfg.Now}
 	b, berr := eng.Run(ctx, build.Request{
 		ID: id, App: in.App, Repository: in.Repository, SourceDir: sourceDir, Manifest: in.Manifest,
-		Env: in.Env, Services: in.Services, BuildArgs: in.BuildArgs, Secrets: in.Secrets, Redact: r.secrets,
+		Env: in.Env, Services: in.Services, BuildArgs: in.BuildArgs, Secrets: in.Secrets, Redact: redact,
 		NoCache: in.NoCache, NoPush: !in.Push, Development: in.Development, Cache: cache, Registry: reg,
 		Description: description, GitSHA: rc.SHA,
 		Sink: build.SinkFunc(func(e build.Event) { con.Event(e); rep.Event(e) }),
