@@ -3,7 +3,7 @@ package manifest
 import (
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Convox's defaults, in one place.

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // MaxSize is the largest convox.yml accepted, in bytes.
@@ -84,13 +85,13 @@ func Parse(name string, data []byte, opts Options) (*Manifest, Problems, error) 
 	if opts.Strict {
 		for _, r := range d.in.repls {
 			if r.missing {
-				l, c := lineCol(data, d.in.oldLines, r.oldStart)
+				l, c := lineCol(data, d.in.oldStarts(), r.oldStart)
 				d.add(Error, Position{l, c}, "${%s}: %s is not set in the environment", r.name, r.name)
 			}
 		}
 	}
 	var doc yaml.Node
-	if err := unmarshal(d.in.text, &doc); err != nil {
+	if err := parseYAML(d.in.text, &doc); err != nil {
 		d.syntaxError(err)
 		ps := d.problems.Sorted()
 		return nil, ps, ps.Err()
@@ -106,58 +107,32 @@ func Parse(name string, data []byte, opts Options) (*Manifest, Problems, error) 
 	return m, ps, ps.Err()
 }
 
-// unmarshal is yaml.Unmarshal that turns a panic in the YAML library into
-// an error.
-func unmarshal(data []byte, n *yaml.Node) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: %v", r)
-		}
-	}()
-	return yaml.Unmarshal(data, n)
-}
-
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// parserProblems are the YAML library's parser (not scanner) errors, whose
-// line it reports counting from 0: the line of the construct that is not
-// closed properly.
-var parserProblems = map[string]bool{
-	"did not find expected ',' or ']'":       true,
-	"did not find expected ',' or '}'":       true,
-	"did not find expected '-' indicator":    true,
-	"did not find expected <document start>": true,
-	"did not find expected key":              true,
-	"did not find expected node content":     true,
-	"found duplicate %TAG directive":         true,
-	"found duplicate %YAML directive":        true,
-	"found incompatible YAML document":       true,
-	"found undefined tag handle":             true,
-}
-
-// syntaxError reports a YAML syntax error at the line the YAML library
-// names, at the first character on that line (the library gives no column).
+// syntaxError reports a YAML syntax error where it is, with the offending
+// line and a caret under the place. When only the line is known, the place
+// is the line's first non-blank character.
 func (d *decoder) syntaxError(err error) {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		if parserProblems[m[2]] {
-			line++
-		}
-		line = min(max(line, 1), len(d.in.newLines))
-		col := 1
-		if line >= 1 && line <= len(d.in.newLines) {
-			start := d.in.newLines[line-1]
-			rest := d.in.text[start:]
-			for col-1 < len(rest) && (rest[col-1] == ' ' || rest[col-1] == '\t') {
-				col++
-			}
-		}
-		l, c := d.in.position(line, col)
-		d.add(Error, Position{l, c}, "invalid YAML: %s", m[2])
+	var ye *yamlError
+	if !errors.As(err, &ye) || ye.Line <= 0 {
+		d.add(Error, Position{}, "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 		return
 	}
-	d.add(Error, Position{}, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	line := min(ye.Line, len(d.in.newStarts()))
+	col := ye.Column
+	if col <= 0 {
+		col = 1
+		rest := d.in.text[d.in.newStarts()[line-1]:]
+		for col-1 < len(rest) && (rest[col-1] == ' ' || rest[col-1] == '\t') {
+			col++
+		}
+	}
+	l, c := d.in.position(line, col)
+	d.problems = append(d.problems, Problem{
+		File: d.file, Line: l, Col: c, Severity: Error,
+		Message: "invalid YAML: " + ye.Message,
+		Excerpt: excerpt(d.in.orig, d.in.oldStarts(), l, c),
+	})
 }
 
 func (d *decoder) manifest(m *Manifest, root *yaml.Node) {

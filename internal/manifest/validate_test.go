@@ -80,7 +80,14 @@ func TestValidation(t *testing.T) {
 				"convox.yml:5:1: the top level: duplicate key \"services\" (first defined at line 1)",
 			}},
 		{"yaml syntax", "services:\n\tweb:\n\t\tbuild: .\n\t\tport: [3000\n",
-			[]string{"convox.yml:4:5: invalid YAML: did not find expected ',' or ']'"}},
+			[]string{"convox.yml:4:11: invalid YAML: sequence end token ']' not found\n  4 |     port: [3000\n    |           ^"}},
+		// The example of issue 9: PyYAML and goccy/go-yaml agree on 4:4.
+		{"yaml syntax at the token", "services:\n  web:\n    build: .\n   port: 3000\n",
+			[]string{"convox.yml:4:4: invalid YAML: value is not allowed in this context\n  4 |    port: 3000\n    |    ^"}},
+		{"yaml unknown anchor", "services:\n  web:\n    port: *p\n",
+			[]string{"convox.yml:3:11: invalid YAML: unknown anchor 'p' referenced\n  3 |     port: *p\n    |           ^"}},
+		{"yaml syntax after interpolation", "services:\n  web:\n    command: ${EMPTY}echo ${EMPTY}a: b\n",
+			[]string{"convox.yml:3:22: invalid YAML: mapping value is not allowed in this context\n  3 |     command: ${EMPTY}echo ${EMPTY}a: b\n    |                      ^"}},
 		{"build paths", "services:\n\tabs:\n\t\tbuild: /etc\n\tup:\n\t\tbuild: ../other\n\tdf:\n\t\tbuild:\n\t\t\tpath: api\n\t\t\tmanifest: ../Dockerfile\n\tdfabs:\n\t\tbuild:\n\t\t\tmanifest: /Dockerfile\n\tok:\n\t\tbuild:\n\t\t\tpath: api/../web\n\t\t\tmanifest: docker/../Dockerfile\n",
 			[]string{
 				`convox.yml:3:12: service abs: build path "/etc" is absolute; it must be relative to the directory of convox.yml`,
