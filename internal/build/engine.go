@@ -216,7 +216,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
 	if name == "" {
 		name = "convox.yml"
 	}
-	data, err := os.ReadFile(filepath.Join(req.SourceDir, name))
+	data, err := manifest.ReadFile(req.SourceDir, name)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, &InputError{Err: fmt.Errorf("no such file: %s (the app's convox.yml; pass --manifest for another name)", name)}

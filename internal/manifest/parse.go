@@ -1,11 +1,7 @@
 package manifest
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,27 +45,6 @@ var (
 	balancerKeys     = []string{"annotations", "ports", "service", "whitelist"}
 	balancerPortKeys = []string{"protocol", "port"}
 )
-
-// Load reads and parses the convox.yml at path. Problems are reported
-// relative to path as given. On success the returned Manifest's Warnings
-// hold any warnings; on failure the error is a Problems when the file was
-// read, and the Manifest is returned too when the YAML itself was readable.
-func Load(ctx context.Context, path string, opts Options) (*Manifest, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest %s: %w", path, err)
-	}
-	m, _, err := Parse(path, data, opts)
-	return m, err
-}
 
 // Parse parses a convox.yml. name is the file name used in problems.
 // It returns the Manifest (nil only when the YAML cannot be read at all),

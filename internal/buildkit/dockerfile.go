@@ -1,0 +1,107 @@
+package buildkit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+)
+
+// Dockerfile is what planning a build needs to know of a Dockerfile, read
+// with the parser of BuildKit's own Dockerfile frontend, so that it is read
+// exactly as the build will read it: instructions in any case, several
+// names per ARG, line continuations, the escape directive, heredocs,
+// quotes, comments.
+type Dockerfile struct {
+	// Args are the names the Dockerfile's ARG instructions declare, before
+	// the first FROM or in any stage, in order of first appearance.
+	Args []string
+	// Stages are the names of its stages (FROM ... AS name), lowercased
+	// as BuildKit does, in order; "" for a stage without a name.
+	Stages []string
+}
+
+// DockerfileError is a Dockerfile BuildKit would refuse.
+type DockerfileError struct {
+	// Line is the 1-based line of the problem; 0 when it is not about one
+	// line (an empty file).
+	Line int
+	// Message is BuildKit's description of the problem.
+	Message string
+}
+
+func (e *DockerfileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s", e.Line, e.Message)
+	}
+	return e.Message
+}
+
+// ParseDockerfile reads a Dockerfile as BuildKit's Dockerfile frontend
+// (dockerfile.v0, the version this module builds with) does before it
+// builds anything. A Dockerfile the frontend would refuse gives a
+// *DockerfileError: an empty file ("file with no instructions"), an
+// unknown instruction, a malformed one, or no FROM.
+func ParseDockerfile(data []byte) (df *Dockerfile, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			df, err = nil, &DockerfileError{Message: fmt.Sprintf("unreadable Dockerfile: %v", r)}
+		}
+	}()
+	res, err := parser.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, dockerfileError(err)
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, linter.New(&linter.Config{}))
+	if err != nil {
+		return nil, dockerfileError(err)
+	}
+	if len(stages) == 0 {
+		return nil, &DockerfileError{Message: "dockerfile contains no stages to build"}
+	}
+	df = &Dockerfile{}
+	seen := map[string]bool{}
+	addArgs := func(a *instructions.ArgCommand) {
+		for _, kv := range a.Args {
+			if !seen[kv.Key] {
+				seen[kv.Key] = true
+				df.Args = append(df.Args, kv.Key)
+			}
+		}
+	}
+	for i := range metaArgs {
+		addArgs(&metaArgs[i])
+	}
+	for _, s := range stages {
+		df.Stages = append(df.Stages, s.Name)
+		for _, c := range s.Commands {
+			if a, ok := c.(*instructions.ArgCommand); ok {
+				addArgs(a)
+			}
+		}
+	}
+	return df, nil
+}
+
+// dockerfileError turns a parser error into a DockerfileError with the
+// first line it names.
+func dockerfileError(err error) *DockerfileError {
+	var le *parser.LocationError
+	if errors.As(err, &le) {
+		e := &DockerfileError{Message: le.Unwrap().Error()}
+		if e.Message == "file with no instructions" {
+			return e
+		}
+		for _, rs := range le.Locations {
+			if len(rs) > 0 {
+				e.Line = rs[0].Start.Line
+				break
+			}
+		}
+		return e
+	}
+	return &DockerfileError{Message: err.Error()}
+}
