@@ -55,7 +55,7 @@ func TestValidateRefusesLinksOutOfTheTree(t *testing.T) {
 // and line.
 func TestValidateDockerfiles(t *testing.T) {
 	dir := writeDir(t, map[string]string{
-		"convox.yml": "services:\n\tweb:\n\t\tbuild: .\n\tapi:\n\t\tbuild:\n\t\t\tpath: api\n\t\t\tmanifest: Dockerfile.prod\n\tworker:\n\t\tbuild: worker\n\tempty:\n\t\tbuild:\n\t\t\tmanifest: Dockerfile.empty\n",
+		"convox.yml":          "services:\n\tweb:\n\t\tbuild: .\n\tapi:\n\t\tbuild:\n\t\t\tpath: api\n\t\t\tmanifest: Dockerfile.prod\n\tworker:\n\t\tbuild: worker\n\tempty:\n\t\tbuild:\n\t\t\tmanifest: Dockerfile.empty\n",
 		"Dockerfile":          "FROM busybox\n",
 		"Dockerfile.empty":    "\n",
 		"api/Dockerfile.prod": "FROM busybox\nRUN make\nCOPPY . /app\n",

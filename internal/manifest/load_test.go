@@ -97,12 +97,12 @@ func TestLoadDockerfiles(t *testing.T) {
 			"  implicit: {}\n" +
 			"  image:\n    image: busybox\n" +
 			"  outside:\n    build: ../other\n",
-		"app/Dockerfile":          "FROM busybox\n",
-		"app/Dockerfile.empty":    "# nothing here\n",
-		"app/Dockerfile.bad":      "FROM busybox\nRUN true\nFORM x\n",
-		"app/Dockerfile.noform":   "ARG A\n",
-		"app/docker/placeholder":  "",
-		"other/Dockerfile":        "FROM busybox\n",
+		"app/Dockerfile":         "FROM busybox\n",
+		"app/Dockerfile.empty":   "# nothing here\n",
+		"app/Dockerfile.bad":     "FROM busybox\nRUN true\nFORM x\n",
+		"app/Dockerfile.noform":  "ARG A\n",
+		"app/docker/placeholder": "",
+		"other/Dockerfile":       "FROM busybox\n",
 	})
 	t.Chdir(dir)
 	_, err := Load(context.Background(), "app/convox.yml", Options{})
