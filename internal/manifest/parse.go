@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -299,6 +300,9 @@ func (d *decoder) service(s *Service, n *yaml.Node) {
 			s.Whitelist, _ = d.str(f.v, fw)
 		default:
 			if rawServiceKeys[f.key] {
+				if f.key == "annotations" || f.key == "ingressAnnotations" {
+					d.annotations(f.v)
+				}
 				if r := d.raw(f.v); !r.IsZero() {
 					if s.Extra == nil {
 						s.Extra = map[string]Raw{}
@@ -348,10 +352,10 @@ func (d *decoder) agent(s *Service, n *yaml.Node) {
 		return
 	}
 	if n.Kind == yaml.MappingNode {
-		d.errorf(n, "service %s: agent ports are now specified at the service level", s.Name)
+		d.errorf(n, "agent ports are now specified at the service level")
 		return
 	}
-	d.errorf(n, "service %s: could not parse agent: %s", s.Name, n.Value)
+	d.errorf(n, "could not parse agent: %s", n.Value)
 }
 
 func (d *decoder) build(s *Service, n *yaml.Node, what string) {
@@ -593,6 +597,9 @@ func (d *decoder) scale(s *Service, f field, what string) {
 			case "memory":
 				s.Scale.Memory, _ = d.integer(g.v, fw+".memory")
 			default:
+				if v := d.resolve(g.v); g.key == "gpu" && !isNull(v) && v.Kind != yaml.MappingNode && v.Tag != "!!int" {
+					d.errorf(v, "unknown type for service scale gpu: %s", goType(v))
+				}
 				if r := d.raw(g.v); !r.IsZero() {
 					if s.Scale.Extra == nil {
 						s.Scale.Extra = map[string]Raw{}
@@ -736,7 +743,7 @@ func (d *decoder) balancers(m *Manifest, n *yaml.Node) {
 				b.Service, _ = d.str(g.v, what+": service")
 			case "whitelist":
 				var pos []Position
-				b.Whitelist, pos = d.strs(g.v, what+": whitelist", true)
+				b.Whitelist, pos = d.whitelist(g.v)
 				for i, p := range pos {
 					b.pos["whitelist."+strconv.Itoa(i)] = p
 				}
@@ -780,4 +787,80 @@ func (d *decoder) balancerPorts(b *Balancer, n *yaml.Node, what string) {
 		}
 		b.Ports = append(b.Ports, bp)
 	}
+}
+
+// annotations checks a service's annotations as Convox's Annotations
+// UnmarshalYAML reads them: a list of "key=value" strings and key: value
+// mappings whose values are strings.
+func (d *decoder) annotations(n *yaml.Node) {
+	n = d.resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, "failed to unmarshal annotations: cannot unmarshal %s into []interface {}", v2Kind(n))
+		return
+	}
+	for _, e := range n.Content {
+		e = d.resolve(e)
+		switch {
+		case e == nil:
+		case e.Kind == yaml.ScalarNode && goType(e) == "string":
+			if !strings.Contains(e.Value, "=") {
+				d.errorf(e, "invalid annotation format: %s", e.Value)
+			}
+		case e.Kind == yaml.MappingNode:
+			fs, _ := d.mapping(e, "annotations")
+			for _, f := range fs {
+				if goType(f.k) != "string" {
+					d.errorf(f.k, "annotation key is not a string: %v", f.key)
+					continue
+				}
+				if v := d.resolve(f.v); v == nil || v.Kind != yaml.ScalarNode || goType(v) != "string" {
+					d.errorf(f.v, "annotation value is not a string: %v", f.key)
+				}
+			}
+		default:
+			d.errorf(e, "unsupported annotation type: %s", goType(e))
+		}
+	}
+}
+
+// v2Kind names a node as gopkg.in/yaml.v2's unmarshal errors do.
+func v2Kind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "!!map"
+	case yaml.SequenceNode:
+		return "!!seq"
+	}
+	return fmt.Sprintf("%s `%s`", n.Tag, n.Value)
+}
+
+// whitelist reads a balancer's whitelist as Convox does: a string or a
+// list of strings.
+func (d *decoder) whitelist(n *yaml.Node) ([]string, []Position) {
+	n = d.resolve(n)
+	switch {
+	case isNull(n):
+		return nil, nil
+	case n.Kind == yaml.ScalarNode && goType(n) == "string":
+		return []string{n.Value}, []Position{d.at(n)}
+	case n.Kind == yaml.SequenceNode:
+		var out []string
+		var pos []Position
+		for _, e := range n.Content {
+			e = d.resolve(e)
+			if e == nil || e.Kind != yaml.ScalarNode || goType(e) != "string" {
+				// Convox names the list's type here, not the entry's.
+				d.errorf(e, "unknown type for balancer whitelist: []interface {}")
+				continue
+			}
+			out = append(out, e.Value)
+			pos = append(pos, d.at(e))
+		}
+		return out, pos
+	}
+	d.errorf(n, "unknown type for balancer whitelist: %s", goType(n))
+	return nil, nil
 }

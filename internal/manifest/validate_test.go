@@ -62,7 +62,7 @@ func TestValidation(t *testing.T) {
 				"convox.yml:4:13: unknown type for service health: []interface {}",
 				"convox.yml:5:12: unknown type for service scale: []interface {}",
 				"convox.yml:6:18: unknown type for service environment: map[interface {}]interface {}",
-				"convox.yml:8:7: service web: agent ports are now specified at the service level",
+				"convox.yml:8:7: agent ports are now specified at the service level",
 				`convox.yml:9:14: service web: timeout must be an integer, not the string "ten"`,
 				`convox.yml:10:11: service web: port: invalid port "http:x" (expected PORT or SCHEME:PORT)`,
 			}},
