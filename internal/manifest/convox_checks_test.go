@@ -16,8 +16,8 @@ var convoxChecks = []struct {
 	check string // Convox's function and rule
 	msg   string // Convox's message, copied from its source (formatted)
 	src   string
-	at    string // line:col of the problem
-	warn  bool   // Convox prints it as a WARNING and goes on
+	at    string   // line:col of the problem
+	warn  bool     // Convox prints it as a WARNING and goes on
 	extra []string // other problems Convox reports for the same fixture
 }{
 	// validate(): configs
