@@ -141,3 +141,22 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestExcerpt(t *testing.T) {
+	long := strings.Repeat("a", 150) + ": [x\n"
+	tests := []struct {
+		text string
+		l, c int
+		want string
+	}{
+		{"a: 1\n\tb: 2\n", 2, 2, "  2 | \tb: 2\n    | \t^"},
+		{long, 1, 120, "  1 | ..." + strings.Repeat("a", 81) + ": [x\n    | ..." + strings.Repeat(" ", 50) + "^"},
+		{"x\r\n", 1, 1, "  1 | x\n    | ^"},
+		{"x", 3, 1, ""},
+	}
+	for _, tt := range tests {
+		if got := excerpt([]byte(tt.text), lineStarts([]byte(tt.text)), tt.l, tt.c); got != tt.want {
+			t.Errorf("excerpt(%q, %d, %d):\n%s\nwant:\n%s", tt.text, tt.l, tt.c, got, tt.want)
+		}
+	}
+}
