@@ -78,7 +78,17 @@ func (in *interpolated) oldStarts() []int {
 // lineStarts returns the offsets where lines start, breaking lines where
 // YAML does: \n, \r\n, a lone \r, NEL, LS and PS.
 func lineStarts(b []byte) []int {
-	starts := []int{0}
+	starts := make([]int, 1, bytes.Count(b, []byte("\n"))+1)
+	if bytes.IndexByte(b, '\r') < 0 && bytes.IndexByte(b, 0xC2) < 0 && bytes.IndexByte(b, 0xE2) < 0 {
+		for i := 0; ; {
+			j := bytes.IndexByte(b[i:], '\n')
+			if j < 0 {
+				return starts
+			}
+			i += j + 1
+			starts = append(starts, i)
+		}
+	}
 	for i := 0; i < len(b); i++ {
 		switch {
 		case b[i] == '\n':

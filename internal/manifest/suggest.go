@@ -1,31 +1,34 @@
 package manifest
 
-import "strings"
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // suggest returns the known key closest to key when it is close enough to
 // be a likely typo, or "".
 func suggest(key string, known []string) string {
-	best, bestDist := "", -1
-	lk := strings.ToLower(key)
-	for _, k := range known {
-		d := levenshtein(lk, strings.ToLower(k))
-		if bestDist < 0 || d < bestDist {
-			best, bestDist = k, d
-		}
-	}
 	limit := 2
-	if n := len([]rune(key)); n <= 4 {
+	n := utf8.RuneCountInString(key)
+	if n <= 4 {
 		limit = 1
 	}
-	if bestDist < 0 || bestDist > limit {
-		return ""
+	best, bestDist := "", limit+1
+	for _, k := range known {
+		// Lengths further apart than the limit cannot be close enough.
+		if diff := utf8.RuneCountInString(k) - n; diff > limit || -diff > limit {
+			continue
+		}
+		if d := levenshtein(key, k); d < bestDist {
+			best, bestDist = k, d
+		}
 	}
 	return best
 }
 
-// levenshtein is the edit distance between a and b, in runes, counting a
-// swap of two neighbouring characters as one edit (optimal string
-// alignment), the commonest typo.
+// levenshtein is the edit distance between a and b, in runes and ignoring
+// case, counting a swap of two neighbouring characters as one edit
+// (optimal string alignment), the commonest typo.
 func levenshtein(a, b string) int {
 	var bufA, bufB [64]rune
 	ra, rb := appendRunes(bufA[:0], a), appendRunes(bufB[:0], b)
@@ -58,7 +61,7 @@ func levenshtein(a, b string) int {
 
 func appendRunes(buf []rune, s string) []rune {
 	for _, r := range s {
-		buf = append(buf, r)
+		buf = append(buf, unicode.ToLower(r))
 	}
 	return buf
 }
