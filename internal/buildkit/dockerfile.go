@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
@@ -44,7 +45,10 @@ func (e *DockerfileError) Error() string {
 // (dockerfile.v0, the version this module builds with) does before it
 // builds anything. A Dockerfile the frontend would refuse gives a
 // *DockerfileError: an empty file ("file with no instructions"), an
-// unknown instruction, a malformed one, or no FROM.
+// unknown instruction, a malformed one, or no FROM. A Dockerfile that names
+// another frontend ("# syntax=...") and that this one cannot read is
+// BuildKit's to judge: its ARG and stage names are read from the syntax
+// tree and no error is returned.
 func ParseDockerfile(data []byte) (df *Dockerfile, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -57,6 +61,12 @@ func ParseDockerfile(data []byte) (df *Dockerfile, err error) {
 	}
 	stages, metaArgs, err := instructions.Parse(res.AST, linter.New(&linter.Config{}))
 	if err != nil {
+		if _, _, _, ok := parser.DetectSyntax(data); ok {
+			// A "# syntax=" frontend may know instructions this
+			// parser does not; BuildKit will judge. Take the ARG
+			// names from the syntax tree.
+			return astDockerfile(res.AST), nil
+		}
 		return nil, dockerfileError(err)
 	}
 	if len(stages) == 0 {
@@ -84,6 +94,36 @@ func ParseDockerfile(data []byte) (df *Dockerfile, err error) {
 		}
 	}
 	return df, nil
+}
+
+// astDockerfile reads ARG names and stage names from the syntax tree
+// alone, for a Dockerfile the built-in frontend cannot fully read.
+func astDockerfile(ast *parser.Node) *Dockerfile {
+	df := &Dockerfile{}
+	seen := map[string]bool{}
+	for _, n := range ast.Children {
+		switch strings.ToLower(n.Value) {
+		case "arg":
+			for a := n.Next; a != nil; a = a.Next {
+				name, _, _ := strings.Cut(a.Value, "=")
+				if name != "" && !seen[name] {
+					seen[name] = true
+					df.Args = append(df.Args, name)
+				}
+			}
+		case "from":
+			var words []string
+			for a := n.Next; a != nil; a = a.Next {
+				words = append(words, a.Value)
+			}
+			name := ""
+			if len(words) == 3 && strings.EqualFold(words[1], "as") {
+				name = strings.ToLower(words[2])
+			}
+			df.Stages = append(df.Stages, name)
+		}
+	}
+	return df
 }
 
 // dockerfileError turns a parser error into a DockerfileError with the

@@ -23,6 +23,7 @@ func TestParseDockerfile(t *testing.T) {
 		{"onbuild arg is the child's", "FROM busybox\nONBUILD ARG LATER\nARG NOW\n", []string{"NOW"}, []string{""}},
 		{"stages and repeated names", "ARG BASE=busybox\nFROM ${BASE} AS base\nARG X\nFROM base AS development\nARG X\nARG Y\nFROM base\n", []string{"BASE", "X", "Y"}, []string{"base", "development", ""}},
 		{"syntax directive is a comment", "# syntax=docker/dockerfile:1\nFROM busybox\nARG A\n", []string{"A"}, []string{""}},
+		{"another frontend's instruction", "# syntax=example.com/frontend:2\nFROM busybox AS Base\nARG A B=1\nFUTURE thing\nARG C\n", []string{"A", "B", "C"}, []string{"base"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
