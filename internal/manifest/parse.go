@@ -213,7 +213,7 @@ func (d *decoder) services(m *Manifest, n *yaml.Node) {
 	fs, _ := d.mapping(n, "services")
 	for _, f := range fs {
 		p := d.at(f.k)
-		s := &Service{Name: f.key, Line: p.Line, Col: p.Col, set: map[string]bool{}, pos: map[string]Position{}}
+		s := &Service{Name: f.key, Line: p.Line, Col: p.Col}
 		d.service(s, f.v)
 		m.Services = append(m.Services, s)
 	}
@@ -222,6 +222,9 @@ func (d *decoder) services(m *Manifest, n *yaml.Node) {
 func (d *decoder) service(s *Service, n *yaml.Node) {
 	what := "service " + s.Name
 	fs, _ := d.mapping(n, what)
+	// Room for the keys and a few nested ones, so the maps rarely grow.
+	s.set = make(map[string]bool, 2*len(fs))
+	s.pos = make(map[string]Position, 2*len(fs))
 	for _, f := range fs {
 		s.set[f.key] = true
 		s.pos[f.key] = d.at(f.k)
@@ -320,7 +323,7 @@ func (d *decoder) service(s *Service, n *yaml.Node) {
 // set and warning about unknown ones.
 func (d *decoder) sub(s *Service, f field, what string, known []string) []field {
 	fs, _ := d.mapping(f.v, what+": "+f.key)
-	var out []field
+	out := make([]field, 0, len(fs))
 	for _, g := range fs {
 		if !contains(known, g.key) {
 			d.unknown(g, what+": "+f.key, known)

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/convox-build-action/convox-build-action/internal/buildkit"
+	"github.com/convox-build-action/convox-build-action/internal/buildkit/dockerfile"
 )
 
 // PlanOptions says what to plan. The zero value plans every service with
@@ -88,7 +88,7 @@ func (m *Manifest) Plan(srcDir string, opts PlanOptions) (*Plan, error) {
 	var errs []error
 	plan := &Plan{}
 	byKey := map[string]int{}
-	dockerfiles := map[string]*buildkit.Dockerfile{}
+	dockerfiles := map[string]*dockerfile.Dockerfile{}
 	for _, s := range services {
 		if s.Image != "" {
 			plan.Images = append(plan.Images, ImageService{Service: s.Name, Image: s.Image, Line: s.Line})
@@ -255,7 +255,7 @@ const maxDockerfile = 4 << 20
 // the file: "no such file: api/Dockerfile", "api/Dockerfile:3: unknown
 // instruction: FORM (did you mean FROM?)", "api/Dockerfile is empty: it
 // has no instructions".
-func readDockerfile(root *os.Root, name string) (*buildkit.Dockerfile, error) {
+func readDockerfile(root *os.Root, name string) (*dockerfile.Dockerfile, error) {
 	f, err := openNonBlocking(root, filepath.FromSlash(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no such file: %s", name)
@@ -284,9 +284,9 @@ func readDockerfile(root *os.Root, name string) (*buildkit.Dockerfile, error) {
 	if len(data) > maxDockerfile {
 		return nil, fmt.Errorf("%s is larger than %d bytes; refusing to read it", name, maxDockerfile)
 	}
-	df, err := buildkit.ParseDockerfile(data)
+	df, err := dockerfile.Parse(data)
 	if err != nil {
-		var de *buildkit.DockerfileError
+		var de *dockerfile.Error
 		switch {
 		case errors.As(err, &de) && de.Message == "file with no instructions":
 			return nil, fmt.Errorf("%s is empty: it has no instructions", name)

@@ -1,4 +1,8 @@
-package buildkit
+// Package dockerfile reads Dockerfiles with the parser of BuildKit's own
+// Dockerfile frontend, for what planning a build needs to know of them. It
+// is part of internal/buildkit, the only code that imports BuildKit, kept
+// apart so that reading a Dockerfile does not link BuildKit's client.
+package dockerfile
 
 import (
 	"bytes"
@@ -25,8 +29,8 @@ type Dockerfile struct {
 	Stages []string
 }
 
-// DockerfileError is a Dockerfile BuildKit would refuse.
-type DockerfileError struct {
+// Error is a Dockerfile BuildKit would refuse.
+type Error struct {
 	// Line is the 1-based line of the problem; 0 when it is not about one
 	// line (an empty file).
 	Line int
@@ -34,25 +38,25 @@ type DockerfileError struct {
 	Message string
 }
 
-func (e *DockerfileError) Error() string {
+func (e *Error) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("line %d: %s", e.Line, e.Message)
 	}
 	return e.Message
 }
 
-// ParseDockerfile reads a Dockerfile as BuildKit's Dockerfile frontend
+// Parse reads a Dockerfile as BuildKit's Dockerfile frontend
 // (dockerfile.v0, the version this module builds with) does before it
 // builds anything. A Dockerfile the frontend would refuse gives a
-// *DockerfileError: an empty file ("file with no instructions"), an
+// *Error: an empty file ("file with no instructions"), an
 // unknown instruction, a malformed one, or no FROM. A Dockerfile that names
 // another frontend ("# syntax=...") and that this one cannot read is
 // BuildKit's to judge: its ARG and stage names are read from the syntax
 // tree and no error is returned.
-func ParseDockerfile(data []byte) (df *Dockerfile, err error) {
+func Parse(data []byte) (df *Dockerfile, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			df, err = nil, &DockerfileError{Message: fmt.Sprintf("unreadable Dockerfile: %v", r)}
+			df, err = nil, &Error{Message: fmt.Sprintf("unreadable Dockerfile: %v", r)}
 		}
 	}()
 	res, err := parser.Parse(bytes.NewReader(data))
@@ -70,7 +74,7 @@ func ParseDockerfile(data []byte) (df *Dockerfile, err error) {
 		return nil, dockerfileError(err)
 	}
 	if len(stages) == 0 {
-		return nil, &DockerfileError{Message: "dockerfile contains no stages to build"}
+		return nil, &Error{Message: "dockerfile contains no stages to build"}
 	}
 	df = &Dockerfile{}
 	seen := map[string]bool{}
@@ -126,12 +130,12 @@ func astDockerfile(ast *parser.Node) *Dockerfile {
 	return df
 }
 
-// dockerfileError turns a parser error into a DockerfileError with the
+// dockerfileError turns a parser error into an Error with the
 // first line it names.
-func dockerfileError(err error) *DockerfileError {
+func dockerfileError(err error) *Error {
 	var le *parser.LocationError
 	if errors.As(err, &le) {
-		e := &DockerfileError{Message: le.Unwrap().Error()}
+		e := &Error{Message: le.Unwrap().Error()}
 		if e.Message == "file with no instructions" {
 			return e
 		}
@@ -143,5 +147,5 @@ func dockerfileError(err error) *DockerfileError {
 		}
 		return e
 	}
-	return &DockerfileError{Message: err.Error()}
+	return &Error{Message: err.Error()}
 }

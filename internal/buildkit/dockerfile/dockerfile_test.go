@@ -1,14 +1,14 @@
-package buildkit_test
+package dockerfile_test
 
 import (
 	"errors"
 	"reflect"
 	"testing"
 
-	"github.com/convox-build-action/convox-build-action/internal/buildkit"
+	"github.com/convox-build-action/convox-build-action/internal/buildkit/dockerfile"
 )
 
-func TestParseDockerfile(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name   string
 		src    string
@@ -27,7 +27,7 @@ func TestParseDockerfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			df, err := buildkit.ParseDockerfile([]byte(tt.src))
+			df, err := dockerfile.Parse([]byte(tt.src))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -38,24 +38,24 @@ func TestParseDockerfile(t *testing.T) {
 	}
 }
 
-func TestParseDockerfileErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		src  string
-		want buildkit.DockerfileError
+		want dockerfile.Error
 	}{
-		{"empty", "", buildkit.DockerfileError{Message: "file with no instructions"}},
-		{"only comments", "# nothing\n\n", buildkit.DockerfileError{Message: "file with no instructions"}},
-		{"unknown instruction", "FROM busybox\nRUN true\nFORM x\n", buildkit.DockerfileError{Line: 3, Message: "unknown instruction: FORM (did you mean FROM?)"}},
-		{"no FROM", "ARG A\n", buildkit.DockerfileError{Message: "dockerfile contains no stages to build"}},
-		{"instruction before FROM", "RUN true\nFROM busybox\n", buildkit.DockerfileError{Line: 1, Message: "no build stage in current context"}},
-		{"bad stage name", "FROM busybox AS 1st\n", buildkit.DockerfileError{Line: 1, Message: `invalid name for build stage: "1st", name can't start with a number or contain symbols`}},
-		{"unterminated heredoc", "FROM busybox\nRUN <<EOF\necho\n", buildkit.DockerfileError{Line: 2, Message: "unterminated heredoc"}},
+		{"empty", "", dockerfile.Error{Message: "file with no instructions"}},
+		{"only comments", "# nothing\n\n", dockerfile.Error{Message: "file with no instructions"}},
+		{"unknown instruction", "FROM busybox\nRUN true\nFORM x\n", dockerfile.Error{Line: 3, Message: "unknown instruction: FORM (did you mean FROM?)"}},
+		{"no FROM", "ARG A\n", dockerfile.Error{Message: "dockerfile contains no stages to build"}},
+		{"instruction before FROM", "RUN true\nFROM busybox\n", dockerfile.Error{Line: 1, Message: "no build stage in current context"}},
+		{"bad stage name", "FROM busybox AS 1st\n", dockerfile.Error{Line: 1, Message: `invalid name for build stage: "1st", name can't start with a number or contain symbols`}},
+		{"unterminated heredoc", "FROM busybox\nRUN <<EOF\necho\n", dockerfile.Error{Line: 2, Message: "unterminated heredoc"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildkit.ParseDockerfile([]byte(tt.src))
-			var de *buildkit.DockerfileError
+			_, err := dockerfile.Parse([]byte(tt.src))
+			var de *dockerfile.Error
 			if !errors.As(err, &de) || *de != tt.want {
 				t.Errorf("error %#v, want %#v", err, tt.want)
 			}
@@ -63,11 +63,11 @@ func TestParseDockerfileErrors(t *testing.T) {
 	}
 }
 
-func FuzzParseDockerfile(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add([]byte("FROM busybox\nARG A B=1\n"))
 	f.Add([]byte("# escape=`\nFROM x\nRUN <<EOF\nEOF\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		df, err := buildkit.ParseDockerfile(data)
+		df, err := dockerfile.Parse(data)
 		if (df == nil) == (err == nil) {
 			t.Fatalf("df %v err %v", df, err)
 		}
