@@ -24,7 +24,9 @@ func TestImportBoundaries(t *testing.T) {
 		forbidden string
 		why       string
 	}{
-		{func(p string) bool { return p != mod+"internal/buildkit" && !strings.HasPrefix(p, mod+"internal/buildkit/") }, "github.com/moby/buildkit", "only internal/buildkit (and its subpackages) talks to BuildKit"},
+		{func(p string) bool {
+			return p != mod+"internal/buildkit" && !strings.HasPrefix(p, mod+"internal/buildkit/")
+		}, "github.com/moby/buildkit", "only internal/buildkit (and its subpackages) talks to BuildKit"},
 		{func(p string) bool { return strings.HasPrefix(p, mod+"cmd/") }, mod + "internal/buildkit", "front ends go through the engine"},
 		{func(p string) bool {
 			return strings.HasPrefix(p, mod+"internal/build") || strings.HasPrefix(p, mod+"internal/store") || strings.HasPrefix(p, mod+"internal/manifest")
