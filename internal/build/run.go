@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,7 +70,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
 	if name == "" {
 		name = "convox.yml"
 	}
-	data, err := os.ReadFile(filepath.Join(req.SourceDir, name))
+	data, err := manifest.ReadFile(req.SourceDir, name)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, &InputError{Field: FieldManifest, Err: fmt.Errorf("no such file: %s (the app's convox.yml)", name)}
@@ -80,8 +81,18 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
 	if env == nil {
 		env = map[string]string{}
 	}
-	m, problems, err := manifest.Parse(name, data, manifest.Options{Env: env})
+	// As Convox does, ${VAR} and required environment entries see the app
+	// environment with the caller's build arguments over it.
+	parseEnv := maps.Clone(env)
+	maps.Copy(parseEnv, req.BuildArgs)
+	m, problems, err := manifest.Parse(name, data, manifest.Options{Env: parseEnv})
 	if err != nil {
+		var errs manifest.Problems
+		if errors.As(err, &errs) {
+			// Keep the warnings with the errors: adapters annotate both
+			// (a Problems error's text is its errors only).
+			err = problems.Sorted()
+		}
 		return nil, &InputError{Field: FieldManifest, Err: err}
 	}
 	plan, err := m.Plan(req.SourceDir, manifest.PlanOptions{Services: req.Services, Args: req.BuildArgs, Env: env, Development: req.Development})
