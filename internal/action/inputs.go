@@ -65,23 +65,87 @@ type inputs struct {
 var secretInputs = []string{"registry-password", "docker-hub-password", "github-token"}
 
 // masks returns every value to mask: the secret inputs and each secret's
-// value (whole, and each of its lines).
+// value, line by line (the runner masks a line at a time). A malformed
+// secrets input still has its lines masked: they may be values.
 func masks(a *githubactions.Action) []string {
 	var out []string
 	add := func(v string) {
-		if strings.TrimSpace(v) != "" {
-			out = append(out, v)
+		for _, l := range strings.Split(strings.ReplaceAll(v, "\r\n", "\n"), "\n") {
+			if strings.TrimSpace(l) != "" {
+				out = append(out, strings.TrimSpace(l))
+			}
 		}
 	}
 	for _, in := range secretInputs {
 		add(a.GetInput(in))
 	}
-	for _, line := range lines(a.GetInput("secrets")) {
-		if _, v, ok := strings.Cut(line, "="); ok {
+	secrets, err := secretValues(a.GetInput("secrets"))
+	if err != nil {
+		for _, l := range lines(a.GetInput("secrets")) {
+			_, v, _ := strings.Cut(l, "=")
 			add(v)
 		}
+		return out
+	}
+	for _, v := range secrets {
+		add(v)
 	}
 	return out
+}
+
+// secretValues reads the secrets input: ID=VALUE lines, and for values of
+// several lines (a PEM key) the runner's own heredoc form:
+//
+//	ID<<DELIMITER
+//	line 1
+//	line 2
+//	DELIMITER
+//
+// A heredoc value keeps its lines, joined with \n and without a newline
+// at the end. Errors name the line, never a value.
+func secretValues(input string) (map[string]string, error) {
+	out := map[string]string{}
+	all := strings.Split(strings.ReplaceAll(input, "\r\n", "\n"), "\n")
+	for n := 0; n < len(all); n++ {
+		l := strings.TrimSpace(all[n])
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		var k, v string
+		if id, delim, ok := strings.Cut(l, "<<"); ok && !strings.Contains(id, "=") {
+			k, delim = strings.TrimSpace(id), strings.TrimSpace(delim)
+			if delim == "" {
+				return nil, inputErrorf("secrets", "line %d: %s<< needs a delimiter, such as %s<<EOF", n+1, k, k)
+			}
+			start, end := n+1, -1
+			for j := start; j < len(all); j++ {
+				if strings.TrimSpace(all[j]) == delim {
+					end = j
+					break
+				}
+			}
+			if end < 0 {
+				return nil, inputErrorf("secrets", "line %d: no line %q ends the value of %s", n+1, delim, k)
+			}
+			v = strings.Join(all[start:end], "\n")
+			n = end
+		} else {
+			var found bool
+			k, v, found = strings.Cut(l, "=")
+			k = strings.TrimSpace(k)
+			if !found {
+				return nil, inputErrorf("secrets", "line %d: expected ID=VALUE or ID<<DELIMITER (the line is not shown: it may hold a secret)", n+1)
+			}
+		}
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, inputErrorf("secrets", "line %d: expected ID=VALUE or ID<<DELIMITER (the line is not shown: it may hold a secret)", n+1)
+		}
+		if _, dup := out[k]; dup {
+			return nil, inputErrorf("secrets", "line %d: %s is given twice", n+1, k)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // context is what the job says about the run, from the runner's
@@ -251,7 +315,7 @@ func readInputs(a *githubactions.Action, rc *runContext) (*inputs, error) {
 	if in.Env, err = keyValues(a, "env"); err != nil {
 		return nil, err
 	}
-	secrets, err := keyValues(a, "secrets")
+	secrets, err := secretValues(a.GetInput("secrets"))
 	if err != nil {
 		return nil, err
 	}

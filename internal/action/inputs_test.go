@@ -81,3 +81,34 @@ func FuzzKeyValues(f *testing.F) {
 		}
 	})
 }
+
+func TestSecretsInputTakesMultilineValues(t *testing.T) {
+	pem := "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----"
+	input := "NPM_TOKEN=npm_abc123\nSSH_KEY<<EOF\n" + pem + "\nEOF\n# a comment\nOTHER = x=y\n"
+	got, err := secretValues(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got["NPM_TOKEN"] != "npm_abc123" || got["SSH_KEY"] != pem || got["OTHER"] != " x=y" {
+		t.Errorf("secrets = %q", got)
+	}
+	a := githubactions.New(githubactions.WithGetenv(func(k string) string {
+		return map[string]string{"INPUT_SECRETS": input}[k]
+	}), githubactions.WithWriter(&bytes.Buffer{}))
+	m := strings.Join(masks(a), "|")
+	for _, want := range []string{"npm_abc123", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", "-----BEGIN OPENSSH PRIVATE KEY-----", "x=y"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("masks %q lack %q", m, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"KEY<<EOF\nvalue\n":     "line 1: no line \"EOF\" ends the value of KEY",
+		"KEY<<\nvalue\n":        "line 1: KEY<< needs a delimiter",
+		"A=1\nno-equals-here\n": "line 2: expected ID=VALUE or ID<<DELIMITER (the line is not shown",
+		"A=1\nA=2":              "line 2: A is given twice",
+	} {
+		if _, err := secretValues(in); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "no-equals-here") {
+			t.Errorf("secretValues(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
