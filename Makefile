@@ -57,7 +57,7 @@ test: deps buildkit
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 bench: deps buildkit
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/build/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/build/ ./internal/action/
 
 clean:
 	-@[ -x bin/devenv ] && bin/devenv down --dir $(STATE)/env

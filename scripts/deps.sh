@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what the build environment and the tests
 # run against: runc and busybox-static (buildkitd's runtime and the seed of
-# the test registry's busybox image), PostgreSQL (store tests), git and
-# Chromium (browser tests of the build pages).
+# the test registry's busybox image), PostgreSQL (store tests), git,
+# Chromium (browser tests of the build pages) and a dockerd (the action's
+# container tests start their own).
 # Only what is missing is installed; a second run is a no-op.
 set -euo pipefail
 
@@ -14,6 +15,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v git >/dev/null 2>&1 || need+=(git)
 # The build pages are tested in a real headless browser.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# A dockerd (Debian's docker.io, or Docker's own packages where they are
+# installed, as on GitHub's runners) for the action's container tests.
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/convox-build-action/convox-build-action/internal/build"
+	"github.com/convox-build-action/convox-build-action/internal/manifest"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
@@ -270,5 +271,29 @@ func TestManifestAndSecretLikeBuildArgWarningsAreEvents(t *testing.T) {
 	logs := storedLogs(t, h.store, b.ID)
 	if !strings.Contains(logs, "warning: convox.yml:4:5: service web: unknown key \"buidl\"") || !strings.Contains(logs, "warning: build argument NPM_TOKEN looks like a secret") {
 		t.Errorf("log:\n%s", logs)
+	}
+}
+
+func TestManifestSeesBuildArgsAndKeepsWarningsWithErrors(t *testing.T) {
+	h := newHarness(t)
+	// A required entry given only as a build argument is there, as in
+	// Convox (the app environment with the build arguments over it).
+	dir := writeApp(t, "environment:\n  - NEEDED\nservices:\n  web:\n    build: .\n    domain: ${NEEDED}.example.com\n",
+		"FROM busybox\nARG NEEDED\nRUN echo needed=$NEEDED\n")
+	req := build.Request{App: "args", Repository: h.env.Registry + "/args", SourceDir: dir, BuildArgs: map[string]string{"NEEDED": "yes"}}
+	b, err := h.engine.Run(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logs := storedLogs(t, h.store, b.ID); !strings.Contains(logs, "needed=yes") {
+		t.Errorf("log:\n%s", logs)
+	}
+	// A convox.yml with an error and a warning: the input error carries
+	// both, its text only the error.
+	os.WriteFile(filepath.Join(dir, "convox.yml"), []byte("services:\n  Web:\n    build: .\n    buidl: x\n"), 0o644)
+	_, err = h.engine.Run(context.Background(), build.Request{App: "args", Repository: h.env.Registry + "/args", SourceDir: dir})
+	var ps manifest.Problems
+	if !errors.As(err, &ps) || len(ps) != 2 || len(ps.Errors()) != 1 || strings.Contains(err.Error(), "buidl") {
+		t.Errorf("err = %v (problems %v)", err, ps)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/convox-build-action/convox-build-action/internal/buildkit"
 	"github.com/convox-build-action/convox-build-action/internal/store"
@@ -35,6 +36,10 @@ type Cache struct {
 	Type string
 	// Dir is the directory for CacheLocal.
 	Dir string
+	// Repository, for CacheRegistry, keeps the cache images in another
+	// repository than the build's: <Repository>:<service>.buildcache
+	// (default: the build's repository).
+	Repository string
 	// GHAURL (the v1 cache service, ACTIONS_CACHE_URL in a job),
 	// GHAURLV2 (the v2 service, ACTIONS_RESULTS_URL) and GHAToken
 	// (ACTIONS_RUNTIME_TOKEN) reach the GitHub Actions cache for CacheGHA:
@@ -48,6 +53,14 @@ var ErrNoGHACache = errors.New("cache type gha needs the GitHub Actions cache se
 
 // Validate checks the cache settings before a build starts.
 func (c Cache) Validate() error {
+	if c.Repository != "" {
+		if c.Type != "" && c.Type != CacheRegistry {
+			return &InputError{Field: FieldCache, Err: fmt.Errorf("a cache repository (%s) goes with cache type registry, not %s", c.Repository, c.Type)}
+		}
+		if strings.ContainsAny(c.Repository[strings.LastIndex(c.Repository, "/")+1:], ":@ ") {
+			return &InputError{Field: FieldCache, Err: fmt.Errorf("invalid cache repository %q: give host/path without a tag", c.Repository)}
+		}
+	}
 	switch c.Type {
 	case "", CacheRegistry, CacheInline, CacheNone:
 		return nil
@@ -80,6 +93,9 @@ func (c Cache) entries(repository string, services []string, insecure, noCache b
 	}
 	switch c.Type {
 	case "", CacheRegistry:
+		if c.Repository != "" {
+			repository = c.Repository
+		}
 		for _, s := range services {
 			imports = append(imports, buildkit.CacheEntry{Type: "registry", Attrs: secure(map[string]string{"ref": cacheRef(repository, s)})})
 		}

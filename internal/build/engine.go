@@ -81,6 +81,13 @@ type Request struct {
 	Redact []string
 	// NoCache disables every cache import and BuildKit's own cache.
 	NoCache bool
+	// NoPush builds without pushing: each service's image reference and
+	// digest are BuildKit's (nothing can pull them), its entrypoint is
+	// unknown, and an image-only service keeps its image, resolved to a
+	// digest, instead of being copied. Such a build cannot be exported.
+	// A registry cache is still written: pick another Cache (default
+	// false: push).
+	NoPush bool
 	// Development builds each Dockerfile's "development" stage when it
 	// has one.
 	Development bool

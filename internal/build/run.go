@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,7 +70,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
 	if name == "" {
 		name = "convox.yml"
 	}
-	data, err := os.ReadFile(filepath.Join(req.SourceDir, name))
+	data, err := manifest.ReadFile(req.SourceDir, name)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, &InputError{Field: FieldManifest, Err: fmt.Errorf("no such file: %s (the app's convox.yml)", name)}
@@ -80,8 +81,18 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
 	if env == nil {
 		env = map[string]string{}
 	}
-	m, problems, err := manifest.Parse(name, data, manifest.Options{Env: env})
+	// As Convox does, ${VAR} and required environment entries see the app
+	// environment with the caller's build arguments over it.
+	parseEnv := maps.Clone(env)
+	maps.Copy(parseEnv, req.BuildArgs)
+	m, problems, err := manifest.Parse(name, data, manifest.Options{Env: parseEnv})
 	if err != nil {
+		var errs manifest.Problems
+		if errors.As(err, &errs) {
+			// Keep the warnings with the errors: adapters annotate both
+			// (a Problems error's text is its errors only).
+			err = problems.Sorted()
+		}
 		return nil, &InputError{Field: FieldManifest, Err: err}
 	}
 	plan, err := m.Plan(req.SourceDir, manifest.PlanOptions{Services: req.Services, Args: req.BuildArgs, Env: env, Development: req.Development})
@@ -274,7 +285,7 @@ func (r *run) buildSpec(ctx context.Context, spec manifest.BuildSpec) error {
 		BuildArgs:    spec.Args,
 		Platforms:    r.req.Platforms,
 		NoCache:      r.req.NoCache,
-		Image:        &buildkit.ImageExport{Names: names, Push: true, Insecure: r.req.Registry.Insecure},
+		Image:        &buildkit.ImageExport{Names: names, Push: !r.req.NoPush, Insecure: r.req.Registry.Insecure},
 		CacheImports: imports,
 		CacheExports: exports,
 		Credentials:  r.credentials(),
@@ -300,7 +311,9 @@ func (r *run) buildSpec(ctx context.Context, spec manifest.BuildSpec) error {
 		return fail(errors.New("buildkit reported no image digest"), nil)
 	}
 	entrypoint := ""
-	if cf, err := registry.ImageConfig(ctx, names[0]+"@"+res.Digest, r.req.Registry); err == nil {
+	if r.req.NoPush {
+		// Nothing to read the config from.
+	} else if cf, err := registry.ImageConfig(ctx, names[0]+"@"+res.Digest, r.req.Registry); err == nil {
 		entrypoint = registry.Entrypoint(cf)
 	} else {
 		return fail(fmt.Errorf("reading the pushed image's config: %w", err), nil)
@@ -350,8 +363,16 @@ func (r *run) copyImage(ctx context.Context, img manifest.ImageService) error {
 	start := r.now()
 	r.emit(Event{Type: ServiceStarted, Services: services})
 	dst := r.tag(img.Service)
-	r.log(services, fmt.Sprintf("copying image %s to %s", img.Image, dst))
-	digest, err := registry.Copy(ctx, img.Image, dst, r.req.Registry)
+	var digest string
+	var err error
+	if r.req.NoPush {
+		dst = img.Image
+		r.log(services, fmt.Sprintf("resolving image %s (not copied: no push)", img.Image))
+		digest, err = registry.Digest(ctx, img.Image, r.req.Registry)
+	} else {
+		r.log(services, fmt.Sprintf("copying image %s to %s", img.Image, dst))
+		digest, err = registry.Copy(ctx, img.Image, dst, r.req.Registry)
+	}
 	if err == nil {
 		cf, cerr := registry.ImageConfig(ctx, dst+"@"+digest, r.req.Registry)
 		if err = cerr; err == nil {

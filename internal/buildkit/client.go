@@ -35,6 +35,11 @@ type ConnectOptions struct {
 	// Timeout bounds the wait for the daemon to answer (default
 	// DefaultConnectTimeout).
 	Timeout time.Duration
+	// Dialer, when set, opens every connection to the daemon instead of
+	// the address's own dialer (for example a docker-container://
+	// address reached through the Docker Engine API rather than the
+	// docker CLI); addr still names the daemon in errors.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Client is a connection to one buildkitd.
@@ -62,6 +67,9 @@ func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, er
 	}
 	if opts.Cert != "" {
 		copts = append(copts, client.WithCredentials(opts.Cert, opts.Key))
+	}
+	if opts.Dialer != nil {
+		copts = append(copts, client.WithContextDialer(opts.Dialer))
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {

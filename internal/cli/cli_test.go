@@ -28,6 +28,9 @@ func writeDir(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.ReplaceAll(content, "\t", "  ")), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -59,6 +62,9 @@ func TestMain_(t *testing.T) {
 		"app.env":    "# app\nNEEDED=1\nexport HOST=\"h.example\"\n",
 		"broken.env": "NOEQUALS\n",
 		"syntax.yml": "services:\n\tweb: [\n",
+		// manifest validate reads each building service's Dockerfile.
+		"Dockerfile":          "FROM busybox\n",
+		"api/Dockerfile.prod": "FROM busybox\n",
 	})
 	tests := []struct {
 		name     string
@@ -80,7 +86,7 @@ func TestMain_(t *testing.T) {
 				"bad.yml:5:7: service Web deployment maximum can not be greater than 200\n" +
 				"bad.yml:6:1: warning: unknown key \"servicess\" (did you mean \"services\"?)\n", 1},
 		{"syntax error", []string{"manifest", "validate", "-f", "syntax.yml"}, false, "",
-			"syntax.yml:3:1: invalid YAML: did not find expected node content\n", 1},
+			"syntax.yml:2:8: invalid YAML: sequence end token ']' not found\n  2 |   web: [\n    |        ^\n", 1},
 		{"required env with env file", []string{"manifest", "validate", "-f", "env.yml", "-e", "FROM_PROCESS", "--env", "OTHER=1"}, false, "",
 			"env.yml:2:5: required env: NEEDED\n", 1},
 		{"env file", []string{"manifest", "validate", "-f", "env.yml", "--env-file", "app.env", "-e", "FROM_PROCESS"}, false,

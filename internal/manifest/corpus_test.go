@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // corpusFailures lists the corpus files that fail, with every error and why
@@ -32,7 +32,7 @@ var corpusFailures = map[string]struct {
 	},
 	"convox-examples__datadog.yml": {
 		why:    "Convox v2 agent ports; v3 says exactly this",
-		errors: []string{`convox-examples__datadog.yml:4:7: service dd-agent: agent ports are now specified at the service level`},
+		errors: []string{`convox-examples__datadog.yml:4:7: agent ports are now specified at the service level`},
 	},
 	"convox-examples__hasura.yml": {
 		why:    "an underscore in a resource name; Convox's validation rejects it with this message",
@@ -41,7 +41,7 @@ var corpusFailures = map[string]struct {
 	"easybib__dd-agent.yml": {
 		why: "Convox v2 agent ports and labels list, both rejected by v3",
 		errors: []string{
-			`easybib__dd-agent.yml:19:7: service agent: agent ports are now specified at the service level`,
+			`easybib__dd-agent.yml:19:7: agent ports are now specified at the service level`,
 			`easybib__dd-agent.yml:23:7: service agent: labels must be a mapping, not a list`,
 		},
 	},
@@ -56,7 +56,7 @@ var corpusFailures = map[string]struct {
 	},
 	"kochalex__datadog.yml": {
 		why:    "Convox v2 agent ports",
-		errors: []string{`kochalex__datadog.yml:4:7: service agent: agent ports are now specified at the service level`},
+		errors: []string{`kochalex__datadog.yml:4:7: agent ports are now specified at the service level`},
 	},
 	"luccasbeltrame__Docker.yml": {
 		why:    "a Dockerfile saved as convox.yml",

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // maxNodes bounds the nodes visited, aliases included, so that a small file
@@ -324,8 +324,8 @@ func (d *decoder) environment(n *yaml.Node, what string) ([]string, []Position) 
 		d.errorf(n, "unknown type for service environment: %s", goType(n))
 		return nil, nil
 	}
-	var out []string
-	var pos []Position
+	out := make([]string, 0, len(n.Content))
+	pos := make([]Position, 0, len(n.Content))
 	var walk func(n *yaml.Node, depth int)
 	walk = func(n *yaml.Node, depth int) {
 		for _, e := range n.Content {

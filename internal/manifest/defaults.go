@@ -3,7 +3,7 @@ package manifest
 import (
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Convox's defaults, in one place.
@@ -123,7 +123,7 @@ func (s *Service) scaleDefaults() {
 	sc := &s.Scale
 	min, hasMin := rawInt(sc.Extra["min"], "")
 	max, hasMax := rawInt(sc.Extra["max"], "")
-	_, autoscale := sc.Extra["autoscale"]
+	autoscale := autoscaleEnabled(sc.Extra["autoscale"])
 	switch {
 	case hasMin && hasMax:
 		sc.Count = ScaleCount{Min: min, Max: max}

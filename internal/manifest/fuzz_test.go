@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // FuzzParse checks that no input makes Parse panic, that every problem has
@@ -19,6 +19,14 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	// Every Convox check's failing fixture, and YAML errors placed by the
+	// second library.
+	for _, c := range convoxChecks {
+		f.Add([]byte(strings.ReplaceAll(c.src, "\t", "  ")))
+	}
+	f.Add([]byte("services:\n  web:\n    build: .\n   port: 3000\n"))
+	f.Add([]byte("services:\n  web:\n    port: *p\n"))
+	f.Add([]byte("a: ${X}\nb: [\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, ps, err := Parse("convox.yml", data, Options{Env: map[string]string{"HOST": "example.org"}})
 		lines := len(lineStarts(data))

@@ -1,14 +1,10 @@
 package manifest
 
 import (
-	"regexp"
+	"bytes"
 	"sort"
 	"unicode/utf8"
 )
-
-// interpolation matches what Convox replaces: ${ followed by anything up to
-// the first }. $VAR without braces is left alone.
-var interpolation = regexp.MustCompile(`\$\{([^}]*?)\}`)
 
 // replacement is one ${VAR} in the original text and what it became.
 type replacement struct {
@@ -24,41 +20,75 @@ type interpolated struct {
 	text     []byte
 	orig     []byte
 	repls    []replacement
-	newLines []int // offsets of line starts in text
-	oldLines []int // offsets of line starts in orig
+	newLines []int // offsets of line starts in text, once computed
+	oldLines []int // offsets of line starts in orig, once computed
 }
 
 // interpolate replaces every ${VAR} in data with env[VAR], a missing
-// variable becoming empty, exactly as Convox does on the raw text.
+// variable becoming empty, exactly as Convox does on the raw text (its
+// regular expression \$\{([^}]*?)\}: "${" up to the first "}", nothing
+// else; $VAR without braces is left alone).
 func interpolate(data []byte, env map[string]string) *interpolated {
-	in := &interpolated{orig: data}
-	locs := interpolation.FindAllSubmatchIndex(data, -1)
-	if len(locs) == 0 {
-		in.text = data
-	} else {
-		out := make([]byte, 0, len(data))
-		last := 0
-		for _, loc := range locs {
-			out = append(out, data[last:loc[0]]...)
-			name := string(data[loc[2]:loc[3]])
-			v, ok := env[name]
-			r := replacement{name: name, oldStart: loc[0], oldEnd: loc[1], newStart: len(out), missing: !ok}
-			out = append(out, v...)
-			r.newEnd = len(out)
-			in.repls = append(in.repls, r)
-			last = loc[1]
+	in := &interpolated{orig: data, text: data}
+	var out []byte
+	last := 0
+	for i := 0; i < len(data); {
+		j := bytes.Index(data[i:], []byte("${"))
+		if j < 0 {
+			break
 		}
+		start := i + j
+		k := bytes.IndexByte(data[start+2:], '}')
+		if k < 0 {
+			break
+		}
+		end := start + 2 + k + 1
+		if out == nil {
+			out = make([]byte, 0, len(data))
+		}
+		out = append(out, data[last:start]...)
+		name := string(data[start+2 : end-1])
+		v, ok := env[name]
+		r := replacement{name: name, oldStart: start, oldEnd: end, newStart: len(out), missing: !ok}
+		out = append(out, v...)
+		r.newEnd = len(out)
+		in.repls = append(in.repls, r)
+		last, i = end, end
+	}
+	if out != nil {
 		in.text = append(out, data[last:]...)
 	}
-	in.newLines = lineStarts(in.text)
-	in.oldLines = lineStarts(data)
 	return in
+}
+
+func (in *interpolated) newStarts() []int {
+	if in.newLines == nil {
+		in.newLines = lineStarts(in.text)
+	}
+	return in.newLines
+}
+
+func (in *interpolated) oldStarts() []int {
+	if in.oldLines == nil {
+		in.oldLines = lineStarts(in.orig)
+	}
+	return in.oldLines
 }
 
 // lineStarts returns the offsets where lines start, breaking lines where
 // YAML does: \n, \r\n, a lone \r, NEL, LS and PS.
 func lineStarts(b []byte) []int {
-	starts := []int{0}
+	starts := make([]int, 1, bytes.Count(b, []byte("\n"))+1)
+	if bytes.IndexByte(b, '\r') < 0 && bytes.IndexByte(b, 0xC2) < 0 && bytes.IndexByte(b, 0xE2) < 0 {
+		for i := 0; ; {
+			j := bytes.IndexByte(b[i:], '\n')
+			if j < 0 {
+				return starts
+			}
+			i += j + 1
+			starts = append(starts, i)
+		}
+	}
 	for i := 0; i < len(b); i++ {
 		switch {
 		case b[i] == '\n':
@@ -86,7 +116,7 @@ func (in *interpolated) position(line, col int) (int, int) {
 	if len(in.repls) == 0 || line <= 0 {
 		return line, col
 	}
-	off := offsetOf(in.text, in.newLines, line, col)
+	off := offsetOf(in.text, in.newStarts(), line, col)
 	i := sort.Search(len(in.repls), func(i int) bool { return in.repls[i].newEnd > off })
 	var old int
 	switch {
@@ -98,7 +128,7 @@ func (in *interpolated) position(line, col int) (int, int) {
 		r := in.repls[i-1]
 		old = r.oldEnd + (off - r.newEnd)
 	}
-	return lineCol(in.orig, in.oldLines, old)
+	return lineCol(in.orig, in.oldStarts(), old)
 }
 
 // offsetOf converts a 1-based line and character column to a byte offset.

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strconv"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // MarshalYAML writes the manifest back as convox.yml, every value in its

@@ -1,7 +1,7 @@
 package manifest
 
 import (
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Manifest is a parsed convox.yml with Convox's defaults applied. Sections
@@ -96,8 +96,8 @@ type Build struct {
 	// Manifest is the Dockerfile relative to Path; default "Dockerfile".
 	Manifest string `json:"manifest,omitempty"`
 	// Args are build arguments; Convox ignores them, this project passes
-	// them to the build. A value-less entry takes its value from the
-	// service's environment.
+	// them to the build (see BuildArgs). A value-less entry takes its
+	// value from the app environment.
 	Args []string `json:"args,omitempty"`
 	// Target is the Dockerfile stage to build; empty means the last.
 	Target string `json:"target,omitempty"`

@@ -1,15 +1,13 @@
 package manifest
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // MaxSize is the largest convox.yml accepted, in bytes.
@@ -49,27 +47,6 @@ var (
 	balancerPortKeys = []string{"protocol", "port"}
 )
 
-// Load reads and parses the convox.yml at path. Problems are reported
-// relative to path as given. On success the returned Manifest's Warnings
-// hold any warnings; on failure the error is a Problems when the file was
-// read, and the Manifest is returned too when the YAML itself was readable.
-func Load(ctx context.Context, path string, opts Options) (*Manifest, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest %s: %w", path, err)
-	}
-	m, _, err := Parse(path, data, opts)
-	return m, err
-}
-
 // Parse parses a convox.yml. name is the file name used in problems.
 // It returns the Manifest (nil only when the YAML cannot be read at all),
 // every problem found in file order, and, when any problem is an error, a
@@ -84,13 +61,13 @@ func Parse(name string, data []byte, opts Options) (*Manifest, Problems, error) 
 	if opts.Strict {
 		for _, r := range d.in.repls {
 			if r.missing {
-				l, c := lineCol(data, d.in.oldLines, r.oldStart)
+				l, c := lineCol(data, d.in.oldStarts(), r.oldStart)
 				d.add(Error, Position{l, c}, "${%s}: %s is not set in the environment", r.name, r.name)
 			}
 		}
 	}
 	var doc yaml.Node
-	if err := unmarshal(d.in.text, &doc); err != nil {
+	if err := parseYAML(d.in.text, &doc); err != nil {
 		d.syntaxError(err)
 		ps := d.problems.Sorted()
 		return nil, ps, ps.Err()
@@ -106,58 +83,32 @@ func Parse(name string, data []byte, opts Options) (*Manifest, Problems, error) 
 	return m, ps, ps.Err()
 }
 
-// unmarshal is yaml.Unmarshal that turns a panic in the YAML library into
-// an error.
-func unmarshal(data []byte, n *yaml.Node) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("yaml: %v", r)
-		}
-	}()
-	return yaml.Unmarshal(data, n)
-}
-
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// parserProblems are the YAML library's parser (not scanner) errors, whose
-// line it reports counting from 0: the line of the construct that is not
-// closed properly.
-var parserProblems = map[string]bool{
-	"did not find expected ',' or ']'":       true,
-	"did not find expected ',' or '}'":       true,
-	"did not find expected '-' indicator":    true,
-	"did not find expected <document start>": true,
-	"did not find expected key":              true,
-	"did not find expected node content":     true,
-	"found duplicate %TAG directive":         true,
-	"found duplicate %YAML directive":        true,
-	"found incompatible YAML document":       true,
-	"found undefined tag handle":             true,
-}
-
-// syntaxError reports a YAML syntax error at the line the YAML library
-// names, at the first character on that line (the library gives no column).
+// syntaxError reports a YAML syntax error where it is, with the offending
+// line and a caret under the place. When only the line is known, the place
+// is the line's first non-blank character.
 func (d *decoder) syntaxError(err error) {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		if parserProblems[m[2]] {
-			line++
-		}
-		line = min(max(line, 1), len(d.in.newLines))
-		col := 1
-		if line >= 1 && line <= len(d.in.newLines) {
-			start := d.in.newLines[line-1]
-			rest := d.in.text[start:]
-			for col-1 < len(rest) && (rest[col-1] == ' ' || rest[col-1] == '\t') {
-				col++
-			}
-		}
-		l, c := d.in.position(line, col)
-		d.add(Error, Position{l, c}, "invalid YAML: %s", m[2])
+	var ye *yamlError
+	if !errors.As(err, &ye) || ye.Line <= 0 {
+		d.add(Error, Position{}, "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 		return
 	}
-	d.add(Error, Position{}, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	line := min(ye.Line, len(d.in.newStarts()))
+	col := ye.Column
+	if col <= 0 {
+		col = 1
+		rest := d.in.text[d.in.newStarts()[line-1]:]
+		for col-1 < len(rest) && (rest[col-1] == ' ' || rest[col-1] == '\t') {
+			col++
+		}
+	}
+	l, c := d.in.position(line, col)
+	d.problems = append(d.problems, Problem{
+		File: d.file, Line: l, Col: c, Severity: Error,
+		Message: "invalid YAML: " + ye.Message,
+		Excerpt: excerpt(d.in.orig, d.in.oldStarts(), l, c),
+	})
 }
 
 func (d *decoder) manifest(m *Manifest, root *yaml.Node) {
@@ -262,7 +213,7 @@ func (d *decoder) services(m *Manifest, n *yaml.Node) {
 	fs, _ := d.mapping(n, "services")
 	for _, f := range fs {
 		p := d.at(f.k)
-		s := &Service{Name: f.key, Line: p.Line, Col: p.Col, set: map[string]bool{}, pos: map[string]Position{}}
+		s := &Service{Name: f.key, Line: p.Line, Col: p.Col}
 		d.service(s, f.v)
 		m.Services = append(m.Services, s)
 	}
@@ -271,6 +222,9 @@ func (d *decoder) services(m *Manifest, n *yaml.Node) {
 func (d *decoder) service(s *Service, n *yaml.Node) {
 	what := "service " + s.Name
 	fs, _ := d.mapping(n, what)
+	// Room for the keys and a few nested ones, so the maps rarely grow.
+	s.set = make(map[string]bool, 2*len(fs))
+	s.pos = make(map[string]Position, 2*len(fs))
 	for _, f := range fs {
 		s.set[f.key] = true
 		s.pos[f.key] = d.at(f.k)
@@ -349,6 +303,9 @@ func (d *decoder) service(s *Service, n *yaml.Node) {
 			s.Whitelist, _ = d.str(f.v, fw)
 		default:
 			if rawServiceKeys[f.key] {
+				if f.key == "annotations" || f.key == "ingressAnnotations" {
+					d.annotations(f.v)
+				}
 				if r := d.raw(f.v); !r.IsZero() {
 					if s.Extra == nil {
 						s.Extra = map[string]Raw{}
@@ -366,7 +323,7 @@ func (d *decoder) service(s *Service, n *yaml.Node) {
 // set and warning about unknown ones.
 func (d *decoder) sub(s *Service, f field, what string, known []string) []field {
 	fs, _ := d.mapping(f.v, what+": "+f.key)
-	var out []field
+	out := make([]field, 0, len(fs))
 	for _, g := range fs {
 		if !contains(known, g.key) {
 			d.unknown(g, what+": "+f.key, known)
@@ -398,10 +355,10 @@ func (d *decoder) agent(s *Service, n *yaml.Node) {
 		return
 	}
 	if n.Kind == yaml.MappingNode {
-		d.errorf(n, "service %s: agent ports are now specified at the service level", s.Name)
+		d.errorf(n, "agent ports are now specified at the service level")
 		return
 	}
-	d.errorf(n, "service %s: could not parse agent: %s", s.Name, n.Value)
+	d.errorf(n, "could not parse agent: %s", n.Value)
 }
 
 func (d *decoder) build(s *Service, n *yaml.Node, what string) {
@@ -643,6 +600,9 @@ func (d *decoder) scale(s *Service, f field, what string) {
 			case "memory":
 				s.Scale.Memory, _ = d.integer(g.v, fw+".memory")
 			default:
+				if v := d.resolve(g.v); g.key == "gpu" && !isNull(v) && v.Kind != yaml.MappingNode && v.Tag != "!!int" {
+					d.errorf(v, "unknown type for service scale gpu: %s", goType(v))
+				}
 				if r := d.raw(g.v); !r.IsZero() {
 					if s.Scale.Extra == nil {
 						s.Scale.Extra = map[string]Raw{}
@@ -786,7 +746,7 @@ func (d *decoder) balancers(m *Manifest, n *yaml.Node) {
 				b.Service, _ = d.str(g.v, what+": service")
 			case "whitelist":
 				var pos []Position
-				b.Whitelist, pos = d.strs(g.v, what+": whitelist", true)
+				b.Whitelist, pos = d.whitelist(g.v)
 				for i, p := range pos {
 					b.pos["whitelist."+strconv.Itoa(i)] = p
 				}
@@ -830,4 +790,80 @@ func (d *decoder) balancerPorts(b *Balancer, n *yaml.Node, what string) {
 		}
 		b.Ports = append(b.Ports, bp)
 	}
+}
+
+// annotations checks a service's annotations as Convox's Annotations
+// UnmarshalYAML reads them: a list of "key=value" strings and key: value
+// mappings whose values are strings.
+func (d *decoder) annotations(n *yaml.Node) {
+	n = d.resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, "failed to unmarshal annotations: cannot unmarshal %s into []interface {}", v2Kind(n))
+		return
+	}
+	for _, e := range n.Content {
+		e = d.resolve(e)
+		switch {
+		case e == nil:
+		case e.Kind == yaml.ScalarNode && goType(e) == "string":
+			if !strings.Contains(e.Value, "=") {
+				d.errorf(e, "invalid annotation format: %s", e.Value)
+			}
+		case e.Kind == yaml.MappingNode:
+			fs, _ := d.mapping(e, "annotations")
+			for _, f := range fs {
+				if goType(f.k) != "string" {
+					d.errorf(f.k, "annotation key is not a string: %v", f.key)
+					continue
+				}
+				if v := d.resolve(f.v); v == nil || v.Kind != yaml.ScalarNode || goType(v) != "string" {
+					d.errorf(f.v, "annotation value is not a string: %v", f.key)
+				}
+			}
+		default:
+			d.errorf(e, "unsupported annotation type: %s", goType(e))
+		}
+	}
+}
+
+// v2Kind names a node as gopkg.in/yaml.v2's unmarshal errors do.
+func v2Kind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "!!map"
+	case yaml.SequenceNode:
+		return "!!seq"
+	}
+	return fmt.Sprintf("%s `%s`", n.Tag, n.Value)
+}
+
+// whitelist reads a balancer's whitelist as Convox does: a string or a
+// list of strings.
+func (d *decoder) whitelist(n *yaml.Node) ([]string, []Position) {
+	n = d.resolve(n)
+	switch {
+	case isNull(n):
+		return nil, nil
+	case n.Kind == yaml.ScalarNode && goType(n) == "string":
+		return []string{n.Value}, []Position{d.at(n)}
+	case n.Kind == yaml.SequenceNode:
+		var out []string
+		var pos []Position
+		for _, e := range n.Content {
+			e = d.resolve(e)
+			if e == nil || e.Kind != yaml.ScalarNode || goType(e) != "string" {
+				// Convox names the list's type here, not the entry's.
+				d.errorf(e, "unknown type for balancer whitelist: []interface {}")
+				continue
+			}
+			out = append(out, e.Value)
+			pos = append(pos, d.at(e))
+		}
+		return out, pos
+	}
+	d.errorf(n, "unknown type for balancer whitelist: %s", goType(n))
+	return nil, nil
 }

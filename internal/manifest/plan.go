@@ -6,8 +6,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/convox-build-action/convox-build-action/internal/buildkit/dockerfile"
 )
 
 // PlanOptions says what to plan. The zero value plans every service with
@@ -15,11 +19,11 @@ import (
 type PlanOptions struct {
 	// Services to build; all of them when empty.
 	Services []string
-	// Args are build arguments from the caller; they win over build.args
-	// and the environment.
+	// Args are build arguments from the caller (Convox's --build-args);
+	// they win over build.args and the app environment (see BuildArgs).
 	Args map[string]string
-	// Env is the app environment; when nil, the one given to Parse (an
-	// empty one if none was).
+	// Env is the whole app environment; when nil, the one given to Parse
+	// (an empty one if none was).
 	Env map[string]string
 	// Development builds the stage named "development" of each Dockerfile
 	// that has one (FROM ... AS development), as convox start does.
@@ -42,7 +46,7 @@ type BuildSpec struct {
 	Dockerfile string
 	// Target is the stage to build; empty for the last one.
 	Target string
-	// Args are the build arguments.
+	// Args are the build arguments, as BuildArgs computes them.
 	Args map[string]string
 	// Services built by this spec, sorted.
 	Services []string
@@ -58,10 +62,14 @@ type ImageService struct {
 }
 
 // Plan reads each selected service's Dockerfile under srcDir (for its ARG
-// names and stages) and returns the builds to run, sorted by their first
-// service, and the image services, sorted by name. Every problem found is
-// returned, joined: unknown services, missing Dockerfiles ("no such file:
-// api/Dockerfile (service api, convox.yml:7)"), required environment.
+// names and stages, with BuildKit's own Dockerfile parser) and returns the
+// builds to run, sorted by their first service, and the image services,
+// sorted by name. Every problem found is returned, joined: unknown
+// services, missing or unreadable Dockerfiles ("no such file:
+// api/Dockerfile (service api, convox.yml:7)", "api/Dockerfile:3: unknown
+// instruction: FORM (did you mean FROM?) (service api, convox.yml:7)"),
+// required environment. As in Convox, the caller's build arguments count as
+// app environment for required entries.
 func (m *Manifest) Plan(srcDir string, opts PlanOptions) (*Plan, error) {
 	services, err := m.selectServices(opts.Services)
 	if err != nil {
@@ -80,19 +88,18 @@ func (m *Manifest) Plan(srcDir string, opts PlanOptions) (*Plan, error) {
 	var errs []error
 	plan := &Plan{}
 	byKey := map[string]int{}
-	dockerfiles := map[string]*dockerfile{}
+	dockerfiles := map[string]*dockerfile.Dockerfile{}
 	for _, s := range services {
 		if s.Image != "" {
 			plan.Images = append(plan.Images, ImageService{Service: s.Name, Image: s.Image, Line: s.Line})
 			continue
 		}
 		where := fmt.Sprintf("service %s, %s:%d", s.Name, m.File, s.Line)
-		if escapes(s.Build.Path) || escapes(s.Build.Manifest) || strings.HasPrefix(s.Build.Path, "/") || strings.HasPrefix(s.Build.Manifest, "/") {
+		if badBuildPath(s) {
 			errs = append(errs, fmt.Errorf("build path %s is outside the source directory (%s)", s.Dockerfile(), where))
 			continue
 		}
-		senv, ps := m.serviceEnvironment(s, env)
-		if ps != nil {
+		if _, ps := m.serviceEnvironment(s, withArgs(env, opts.Args)); ps != nil {
 			errs = append(errs, fmt.Errorf("%s (%s)", ps[0].Message, where))
 			continue
 		}
@@ -110,11 +117,11 @@ func (m *Manifest) Plan(srcDir string, opts PlanOptions) (*Plan, error) {
 			Context:    cleanJoin(s.Build.Path),
 			Dockerfile: name,
 			Target:     s.Build.Target,
-			Args:       buildArgs(df, senv, s.Build.Args, opts.Args),
+			Args:       BuildArgs(df.Args, env, s.Build.Args, opts.Args),
 			Services:   []string{s.Name},
 			Line:       s.Line,
 		}
-		if spec.Target == "" && opts.Development && df.hasStage("development") {
+		if spec.Target == "" && opts.Development && slices.Contains(df.Stages, "development") {
 			spec.Target = "development"
 		}
 		key := spec.key()
@@ -135,6 +142,12 @@ func (m *Manifest) Plan(srcDir string, opts PlanOptions) (*Plan, error) {
 	sort.Slice(plan.Builds, func(i, j int) bool { return plan.Builds[i].Services[0] < plan.Builds[j].Services[0] })
 	sort.Slice(plan.Images, func(i, j int) bool { return plan.Images[i].Service < plan.Images[j].Service })
 	return plan, nil
+}
+
+// badBuildPath reports whether a service's build context or Dockerfile
+// leads out of the source directory (validation reports it).
+func badBuildPath(s *Service) bool {
+	return escapes(s.Build.Path) || escapes(s.Build.Manifest) || strings.HasPrefix(s.Build.Path, "/") || strings.HasPrefix(s.Build.Manifest, "/")
 }
 
 // selectServices returns the named services in file order, or all.
@@ -177,11 +190,26 @@ func (b BuildSpec) key() string {
 	return sb.String()
 }
 
-// buildArgs is the service's environment filtered to the Dockerfile's ARG
-// names, then build.args, then the caller's arguments.
-func buildArgs(df *dockerfile, env map[string]string, manifestArgs []string, caller map[string]string) map[string]string {
+// BuildArgs computes the build arguments of one Dockerfile build, in this
+// order, later ones winning:
+//
+//  1. for every name the Dockerfile declares with ARG (in any stage), the
+//     value of that name in the whole app environment env, when it is
+//     set there. This is Convox's rule (pkg/build, buildArgs): it is not
+//     limited to the names a service lists under environment:, and a
+//     service's environment: defaults (KEY=default) are not build
+//     arguments, so the Dockerfile's own ARG default applies;
+//  2. the service's build.args from convox.yml, which Convox ignores and
+//     this project passes: KEY=value, or KEY alone for the app
+//     environment's value of KEY (skipped when it has none);
+//  3. the caller's build arguments (Convox's --build-args), passed as
+//     given.
+//
+// Names from 2 and 3 are passed even when no ARG declares them (BuildKit
+// then uses its predefined ones, such as HTTP_PROXY, and ignores others).
+func BuildArgs(declared []string, env map[string]string, manifestArgs []string, caller map[string]string) map[string]string {
 	args := map[string]string{}
-	for _, name := range df.args {
+	for _, name := range declared {
 		if v, ok := env[name]; ok {
 			args[name] = v
 		}
@@ -203,24 +231,85 @@ func buildArgs(df *dockerfile, env map[string]string, manifestArgs []string, cal
 	return args
 }
 
+// withArgs is the app environment with the caller's build arguments added,
+// as Convox merges them before it checks required environment.
+func withArgs(env, args map[string]string) map[string]string {
+	if len(args) == 0 {
+		return env
+	}
+	out := make(map[string]string, len(env)+len(args))
+	for k, v := range env {
+		out[k] = v
+	}
+	for k, v := range args {
+		out[k] = v
+	}
+	return out
+}
+
 // maxDockerfile bounds how much of a Dockerfile is read.
 const maxDockerfile = 4 << 20
 
-func readDockerfile(root *os.Root, name string) (*dockerfile, error) {
-	f, err := root.Open(name)
+// readDockerfile reads and parses the Dockerfile at name (slash form,
+// relative to root), refusing links that lead out of root. Its errors name
+// the file: "no such file: api/Dockerfile", "api/Dockerfile:3: unknown
+// instruction: FORM (did you mean FROM?)", "api/Dockerfile is empty: it
+// has no instructions".
+func readDockerfile(root *os.Root, name string) (*dockerfile.Dockerfile, error) {
+	f, err := openNonBlocking(root, filepath.FromSlash(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no such file: %s", name)
 	}
 	if err != nil {
+		if escapesRoot(err) {
+			return nil, fmt.Errorf("%s is a link to outside the source directory; links must stay inside it", name)
+		}
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("%s is a directory, not a Dockerfile", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxDockerfile))
+	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return parseDockerfile(data), nil
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a Dockerfile", name)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxDockerfile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if len(data) > maxDockerfile {
+		return nil, fmt.Errorf("%s is larger than %d bytes; refusing to read it", name, maxDockerfile)
+	}
+	df, err := dockerfile.Parse(data)
+	if err != nil {
+		var de *dockerfile.Error
+		switch {
+		case errors.As(err, &de) && de.Message == "file with no instructions":
+			return nil, fmt.Errorf("%s is empty: it has no instructions", name)
+		case errors.As(err, &de) && de.Line > 0:
+			return nil, &DockerfileError{File: name, Line: de.Line, Message: de.Message}
+		case errors.As(err, &de):
+			return nil, &DockerfileError{File: name, Message: de.Message}
+		}
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return df, nil
+}
+
+// DockerfileError is a Dockerfile BuildKit would refuse, at a line of it.
+type DockerfileError struct {
+	File    string // relative to the source root, slash form
+	Line    int    // 1-based; 0 when not about one line
+	Message string
+}
+
+func (e *DockerfileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Message)
 }

@@ -64,7 +64,9 @@ func TestPlan(t *testing.T) {
 	want := &Plan{
 		Builds: []BuildSpec{
 			{Context: "api", Dockerfile: "api/Dockerfile.prod", Args: map[string]string{"NODE_ENV": "staging", "SECRET": "caller", "EXTRA": "1"}, Services: []string{"api"}, Line: 13},
-			{Context: ".", Dockerfile: "Dockerfile", Args: map[string]string{"NODE_ENV": "staging", "PORT": "3000", "SECRET": "caller"}, Services: []string{"web", "worker"}, Line: 5},
+			// PORT=3000 is a service environment default: not a build
+			// argument, the Dockerfile's ARG PORT=80 applies.
+			{Context: ".", Dockerfile: "Dockerfile", Args: map[string]string{"NODE_ENV": "staging", "SECRET": "caller"}, Services: []string{"web", "worker"}, Line: 5},
 		},
 		Images: []ImageService{{Service: "db", Image: "postgres", Line: 22}, {Service: "redis", Image: "redis:7", Line: 20}},
 	}
@@ -77,7 +79,7 @@ func TestPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = &Plan{
-		Builds: []BuildSpec{{Context: ".", Dockerfile: "Dockerfile", Target: "development", Args: map[string]string{"NODE_ENV": "staging", "PORT": "3000", "SECRET": "s"}, Services: []string{"worker"}, Line: 9}},
+		Builds: []BuildSpec{{Context: ".", Dockerfile: "Dockerfile", Target: "development", Args: map[string]string{"NODE_ENV": "staging", "SECRET": "s"}, Services: []string{"worker"}, Line: 9}},
 		Images: []ImageService{{Service: "redis", Image: "redis:7", Line: 20}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -86,7 +88,8 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanErrors(t *testing.T) {
-	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n"})
+	first := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n"})
+	dir := first
 	m, _ := parse(t, planManifest, Options{})
 	tests := []struct {
 		name string
@@ -97,9 +100,23 @@ func TestPlanErrors(t *testing.T) {
 		{"missing Dockerfile", PlanOptions{Env: map[string]string{"SECRET": "x"}}, "no such file: api/Dockerfile.prod (service api, convox.yml:13)"},
 		{"required env", PlanOptions{Services: []string{"web"}}, "required env: SECRET (service web, convox.yml:5)"},
 	}
+	dir = writeFiles(t, map[string]string{
+		"Dockerfile":          "FROM busybox\n",
+		"api/Dockerfile.prod": "FROM busybox\nRUN true\nFORM x\n",
+	})
+	tests = append(tests,
+		struct {
+			name string
+			opts PlanOptions
+			want string
+		}{"unparsable Dockerfile", PlanOptions{Env: map[string]string{"SECRET": "x"}}, "api/Dockerfile.prod:3: unknown instruction: FORM (did you mean FROM?) (service api, convox.yml:13)"})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := m.Plan(dir, tt.opts)
+			d := dir
+			if tt.name != "unparsable Dockerfile" {
+				d = first
+			}
+			_, err := m.Plan(d, tt.opts)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("error %v\nwant %s", err, tt.want)
 			}
@@ -107,12 +124,41 @@ func TestPlanErrors(t *testing.T) {
 	}
 }
 
-func TestParseDockerfile(t *testing.T) {
-	df := parseDockerfile([]byte("# syntax=docker/dockerfile:1\nARG BASE=busybox\nFROM ${BASE} AS build\n  Arg A=\"x y\" B='z' \\\n    C\nFROM build\nARG A\n"))
-	if want := []string{"BASE", "A", "B", "C"}; !reflect.DeepEqual(df.args, want) {
-		t.Errorf("args %q, want %q", df.args, want)
+// TestPlanRequiredEnvFromBuildArgs: as in Convox, the caller's build
+// arguments count as app environment for required entries.
+func TestPlanRequiredEnvFromBuildArgs(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n"})
+	m, _ := parse(t, planManifest, Options{})
+	if _, err := m.Plan(dir, PlanOptions{Services: []string{"web"}, Args: map[string]string{"SECRET": "x"}}); err != nil {
+		t.Errorf("plan: %v", err)
 	}
-	if want := []string{"build"}; !reflect.DeepEqual(df.stages, want) {
-		t.Errorf("stages %q, want %q", df.stages, want)
+}
+
+// TestBuildArgs is the table of where a build argument's value comes from,
+// later rules winning: Convox's (for every ARG the Dockerfile declares,
+// the whole app environment's value; never a service's environment:
+// default), then build.args, then the caller's. internal/build's
+// TestBuildArgsReachBuildKit checks what BuildKit receives.
+func TestBuildArgs(t *testing.T) {
+	declared := []string{"NPM_TOKEN", "RAILS_ENV", "APP_WINS", "MANIFEST_WINS", "VALUELESS", "VALUELESS_UNSET", "CALLER_WINS"}
+	env := map[string]string{"NPM_TOKEN": "tok", "APP_WINS": "app", "MANIFEST_WINS": "app", "VALUELESS": "app", "CALLER_WINS": "app", "UNDECLARED": "app"}
+	manifestArgs := []string{"MANIFEST_WINS=manifest", "VALUELESS", "VALUELESS_UNSET", "CALLER_WINS=manifest", "NOT_AN_ARG=manifest"}
+	caller := map[string]string{"CALLER_WINS": "caller", "HTTP_PROXY": "http://proxy"}
+	got := BuildArgs(declared, env, manifestArgs, caller)
+	want := map[string]string{
+		"NPM_TOKEN":     "tok",      // app environment, declared only in the Dockerfile
+		"APP_WINS":      "app",      // app environment
+		"MANIFEST_WINS": "manifest", // build.args over the app environment
+		"VALUELESS":     "app",      // build.args KEY takes the app environment's value
+		"CALLER_WINS":   "caller",   // the caller over everything
+		"NOT_AN_ARG":    "manifest", // build.args are passed as given
+		"HTTP_PROXY":    "http://proxy",
+		// RAILS_ENV: not in the app environment, so the Dockerfile's
+		// default applies (whatever a service's environment: says).
+		// VALUELESS_UNSET: build.args KEY with no app value: not passed.
+		// UNDECLARED: in the app environment but no ARG declares it.
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("BuildArgs:\n%v\nwant\n%v", got, want)
 	}
 }

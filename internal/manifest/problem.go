@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -37,10 +38,14 @@ type Problem struct {
 	Col      int      `json:"col"`
 	Severity Severity `json:"severity"`
 	Message  string   `json:"message"`
+	// Excerpt, when set, shows the offending line of the file and a caret
+	// under the place, as String prints it after the message.
+	Excerpt string `json:"excerpt,omitempty"`
 }
 
 // String formats the problem the way compilers do:
-// "convox.yml:12:5: message", with "warning: " before warnings' messages.
+// "convox.yml:12:5: message", with "warning: " before warnings' messages
+// and the excerpt, if any, on the lines after.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -55,7 +60,62 @@ func (p Problem) String() string {
 		b.WriteString("warning: ")
 	}
 	b.WriteString(p.Message)
+	if p.Excerpt != "" {
+		b.WriteByte('\n')
+		b.WriteString(p.Excerpt)
+	}
 	return b.String()
+}
+
+// maxExcerpt is the most characters of a line an excerpt shows.
+const maxExcerpt = 100
+
+// excerpt shows line l of text (whose lines start at starts) and a caret
+// under column c:
+//
+//	4 |    port: 3000
+//	  |    ^
+//
+// A long line is cut around the column, with "..." where it was cut.
+func excerpt(text []byte, starts []int, l, c int) string {
+	if l < 1 || l > len(starts) {
+		return ""
+	}
+	end := len(text)
+	if l < len(starts) {
+		end = starts[l]
+	}
+	line := []rune(strings.TrimRight(string(text[starts[l-1]:end]), "\r\n"))
+	col := min(max(c, 1), len(line)+1) - 1
+	from, to, pre, post := 0, len(line), "", ""
+	if len(line) > maxExcerpt {
+		from = max(0, col-maxExcerpt/2)
+		to = min(len(line), from+maxExcerpt)
+		if from > 0 {
+			pre = "..."
+		}
+		if to < len(line) {
+			post = "..."
+		}
+	}
+	var caret strings.Builder
+	caret.WriteString(pre)
+	for _, r := range line[from:col] {
+		if r == '\t' {
+			caret.WriteByte('\t')
+		} else {
+			caret.WriteByte(' ')
+		}
+	}
+	shown := strings.Map(func(r rune) rune {
+		if r < ' ' && r != '\t' {
+			return ' '
+		}
+		return r
+	}, string(line[from:to]))
+	num := strconv.Itoa(l)
+	gutter := strings.Repeat(" ", len(num))
+	return fmt.Sprintf("  %s | %s%s%s\n  %s | %s^", num, pre, shown, post, gutter, caret.String())
 }
 
 // Problems is a list of problems in file order. As an error it stands for

@@ -13,9 +13,9 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 const validName = "must contain only lowercase alphanumeric and dashes"
 
-// validate reports what Convox's Validate reports, with Convox's wording,
-// plus the checks of this project (build paths, required environment when
-// the environment is known).
+// validate reports what Convox's Validate reports, with Convox's wording
+// (see also convox_checks.go), plus the checks of this project (build
+// paths, required environment when the environment is known).
 func (m *Manifest) validate(d *decoder) {
 	services := map[string]bool{}
 	for _, s := range m.Services {
@@ -25,6 +25,8 @@ func (m *Manifest) validate(d *decoder) {
 	for _, r := range m.Resources {
 		resources[r.Name] = true
 	}
+	configs := m.configIDs()
+	m.validateBudget(d)
 
 	for _, b := range m.Balancers {
 		at := Position{b.Line, b.Col}
@@ -87,6 +89,7 @@ func (m *Manifest) validate(d *decoder) {
 				d.add(Error, s.position("scale.limit"), "memory limit can not be less memory request")
 			}
 		}
+		m.validateConvoxService(d, s, configs)
 		s.validateBuild(d)
 		if m.env != nil {
 			if _, err := m.serviceEnvironment(s, m.env); err != nil {

@@ -62,7 +62,7 @@ func TestValidation(t *testing.T) {
 				"convox.yml:4:13: unknown type for service health: []interface {}",
 				"convox.yml:5:12: unknown type for service scale: []interface {}",
 				"convox.yml:6:18: unknown type for service environment: map[interface {}]interface {}",
-				"convox.yml:8:7: service web: agent ports are now specified at the service level",
+				"convox.yml:8:7: agent ports are now specified at the service level",
 				`convox.yml:9:14: service web: timeout must be an integer, not the string "ten"`,
 				`convox.yml:10:11: service web: port: invalid port "http:x" (expected PORT or SCHEME:PORT)`,
 			}},
@@ -80,7 +80,14 @@ func TestValidation(t *testing.T) {
 				"convox.yml:5:1: the top level: duplicate key \"services\" (first defined at line 1)",
 			}},
 		{"yaml syntax", "services:\n\tweb:\n\t\tbuild: .\n\t\tport: [3000\n",
-			[]string{"convox.yml:4:5: invalid YAML: did not find expected ',' or ']'"}},
+			[]string{"convox.yml:4:11: invalid YAML: sequence end token ']' not found\n  4 |     port: [3000\n    |           ^"}},
+		// The example of issue 9: PyYAML and goccy/go-yaml agree on 4:4.
+		{"yaml syntax at the token", "services:\n  web:\n    build: .\n   port: 3000\n",
+			[]string{"convox.yml:4:4: invalid YAML: value is not allowed in this context\n  4 |    port: 3000\n    |    ^"}},
+		{"yaml unknown anchor", "services:\n  web:\n    port: *p\n",
+			[]string{"convox.yml:3:11: invalid YAML: unknown anchor 'p' referenced\n  3 |     port: *p\n    |           ^"}},
+		{"yaml syntax after interpolation", "services:\n  web:\n    command: ${EMPTY}echo ${EMPTY}a: b\n",
+			[]string{"convox.yml:3:22: invalid YAML: mapping value is not allowed in this context\n  3 |     command: ${EMPTY}echo ${EMPTY}a: b\n    |                      ^"}},
 		{"build paths", "services:\n\tabs:\n\t\tbuild: /etc\n\tup:\n\t\tbuild: ../other\n\tdf:\n\t\tbuild:\n\t\t\tpath: api\n\t\t\tmanifest: ../Dockerfile\n\tdfabs:\n\t\tbuild:\n\t\t\tmanifest: /Dockerfile\n\tok:\n\t\tbuild:\n\t\t\tpath: api/../web\n\t\t\tmanifest: docker/../Dockerfile\n",
 			[]string{
 				`convox.yml:3:12: service abs: build path "/etc" is absolute; it must be relative to the directory of convox.yml`,
@@ -131,6 +138,25 @@ func TestSuggest(t *testing.T) {
 	} {
 		if got := suggest(tt.key, serviceKeys); got != tt.want {
 			t.Errorf("suggest(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	long := strings.Repeat("a", 150) + ": [x\n"
+	tests := []struct {
+		text string
+		l, c int
+		want string
+	}{
+		{"a: 1\n\tb: 2\n", 2, 2, "  2 | \tb: 2\n    | \t^"},
+		{long, 1, 120, "  1 | ..." + strings.Repeat("a", 81) + ": [x\n    | ..." + strings.Repeat(" ", 50) + "^"},
+		{"x\r\n", 1, 1, "  1 | x\n    | ^"},
+		{"x", 3, 1, ""},
+	}
+	for _, tt := range tests {
+		if got := excerpt([]byte(tt.text), lineStarts([]byte(tt.text)), tt.l, tt.c); got != tt.want {
+			t.Errorf("excerpt(%q, %d, %d):\n%s\nwant:\n%s", tt.text, tt.l, tt.c, got, tt.want)
 		}
 	}
 }

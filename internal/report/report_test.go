@@ -97,7 +97,7 @@ func TestReportOfARealBuildThatFailsAtADockerfileLine(t *testing.T) {
 
 func TestReportOfABadManifestAnnotatesItsLines(t *testing.T) {
 	e := engine(t)
-	dir := writeFiles(t, map[string]string{"convox.yml": "services:\n  Web:\n    build: .\n", "Dockerfile": "FROM busybox\n"})
+	dir := writeFiles(t, map[string]string{"convox.yml": "services:\n  Web:\n    build: .\n    buidl: x\n", "Dockerfile": "FROM busybox\n"})
 	rep := report.New(report.Options{App: "bad"})
 	_, err := e.Run(context.Background(), build.Request{App: "bad", Repository: "127.0.0.1:1/bad", SourceDir: dir, Sink: rep})
 	if !build.IsInputError(err) {
@@ -105,12 +105,16 @@ func TestReportOfABadManifestAnnotatesItsLines(t *testing.T) {
 	}
 	rep.Fail(err)
 	s := rep.Snapshot()
-	if s.Status != report.Failed || len(s.Annotations) != 1 {
+	if s.Status != report.Failed || len(s.Annotations) != 2 {
 		t.Fatalf("snapshot = %+v", s)
 	}
 	a := s.Annotations[0]
 	if a.Path != "convox.yml" || a.StartLine != 2 || a.StartColumn != 3 || a.Level != report.Failure || !strings.Contains(a.Message, "service name Web invalid") {
 		t.Errorf("annotation = %+v", a)
+	}
+	// The warning next to the error is annotated too.
+	if w := s.Annotations[1]; w.StartLine != 4 || w.Level != report.Warning || !strings.Contains(w.Message, `unknown key "buidl"`) {
+		t.Errorf("warning annotation = %+v", w)
 	}
 }
 

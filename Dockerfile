@@ -1,0 +1,36 @@
+# Images of convox-build-action.
+#
+# GitHub builds this file for the container action (action.yml: runs.using
+# docker) with `docker build` and no --target: the action's stage must stay
+# the LAST stage. Other images (the webhook server) add their own stages
+# above it, copying from `build`, and are built with --target:
+#
+#   docker build -t convox-build-action .              # the action
+#   docker build --target webhook -t convox-build-webhook .
+#
+# Every image is a static Go binary on an empty base: no shell, no package
+# manager; CA certificates and a /tmp come from the build stage.
+
+ARG GO_VERSION=1.26.8
+
+# build: the static binaries and the files the final images copy.
+FROM golang:${GO_VERSION}-bookworm AS build
+WORKDIR /src
+ENV CGO_ENABLED=0
+COPY go.mod go.sum ./
+RUN go mod download
+COPY cmd/ cmd/
+COPY internal/ internal/
+RUN go build -trimpath -ldflags="-s -w" -o /out/convox-build-action ./cmd/action \
+ && mkdir -m 1777 /out/tmp
+
+# (other images' stages go here)
+
+# action: the GitHub container action. The runner mounts the workspace,
+# the file-command directory and the Docker socket, and passes INPUT_*.
+FROM scratch AS action
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/tmp /tmp
+COPY --from=build /out/convox-build-action /convox-build-action
+ENV TMPDIR=/tmp
+ENTRYPOINT ["/convox-build-action"]
