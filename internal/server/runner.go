@@ -195,7 +195,9 @@ func (b *job) checkRun(ctx context.Context) error {
 	b.run = run
 	if run.ID() != 0 {
 		if err := qj.SetCheckRun(ctx, run.ID()); err != nil {
-			return err
+			// Go on with the run created: trying again would create
+			// another. Only a later run of the build would miss it.
+			b.log.Warn("recording the check run", "check_run_id", run.ID(), "error", err)
 		}
 	}
 	b.log.Info("check run created", "check_run_id", run.ID(), "mode", run.Mode())
