@@ -31,20 +31,24 @@ var (
 	binErr  error
 )
 
-// binary builds this command once per test process.
+// binary builds this command once per test process, into one place
+// under the temporary directory that every run reuses (go build is
+// incremental; the rename makes the swap atomic).
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "convox-build-webhook-bin-")
+		dir := filepath.Join(os.TempDir(), "convox-build-webhook-e2e")
+		if binErr = os.MkdirAll(dir, 0o755); binErr != nil {
+			return
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf("convox-build-webhook.%d", os.Getpid()))
+		out, err := exec.Command("go", "build", "-o", tmp, ".").CombinedOutput()
 		if err != nil {
-			binErr = err
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
 		binPath = filepath.Join(dir, "convox-build-webhook")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		binErr = os.Rename(tmp, binPath)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)
