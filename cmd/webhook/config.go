@@ -47,6 +47,12 @@ type config struct {
 	MaxSourceBytes      int64         `env:"MAX_SOURCE_BYTES" envDefault:"1073741824"`
 	MaxSourceFiles      int           `env:"MAX_SOURCE_FILES" envDefault:"100000"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info"`
+	APIToken            string        `env:"API_TOKEN"`
+	PublicPages         bool          `env:"PUBLIC_PAGES" envDefault:"false"`
+	ClientID            string        `env:"GITHUB_CLIENT_ID"`
+	ClientSecret        string        `env:"GITHUB_CLIENT_SECRET"`
+	SessionSecret       string        `env:"SESSION_SECRET"`
+	GitHubURL           string        `env:"GITHUB_URL"`
 }
 
 // loaded is the configuration the server runs with.
@@ -135,6 +141,18 @@ func loadConfig(environ map[string]string) (*loaded, error) {
 			fail("%s=%s: want a positive duration such as 30s", name, d)
 		}
 	}
+	if (c.ClientID == "") != (c.ClientSecret == "") {
+		fail("GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET go together: give both (signing in to the build pages) or neither")
+	}
+	if c.SessionSecret != "" && len(c.SessionSecret) < 16 {
+		fail("SESSION_SECRET: at least 16 characters are needed")
+	}
+	if c.APIToken != "" && len(c.APIToken) < 16 {
+		fail("API_TOKEN: at least 16 characters are needed (a random token: openssl rand -hex 32)")
+	}
+	if c.GitHubURL != "" && !strings.HasPrefix(c.GitHubURL, "https://") && !strings.HasPrefix(c.GitHubURL, "http://") {
+		fail("GITHUB_URL %q: want GitHub's web address, such as https://ghe.example.com", c.GitHubURL)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		fail("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
@@ -162,6 +180,12 @@ func loadConfig(environ map[string]string) (*loaded, error) {
 		CheckUpdateInterval: c.CheckUpdateInterval,
 		HeartbeatInterval:   c.HeartbeatInterval,
 		SourceLimits:        ghapp.Limits{MaxBytes: c.MaxSourceBytes, MaxFiles: c.MaxSourceFiles},
+		APIToken:            c.APIToken,
+		PublicPages:         c.PublicPages,
+		OAuthClientID:       c.ClientID,
+		OAuthClientSecret:   c.ClientSecret,
+		SessionSecret:       []byte(c.SessionSecret),
+		GitHubURL:           c.GitHubURL,
 	}}
 	database := "sqlite (" + filepath.Join(c.DataDir, "builds.db") + ")"
 	if c.DatabaseURL != "" {
@@ -174,6 +198,7 @@ func loadConfig(environ map[string]string) (*loaded, error) {
 		"workers", c.Workers, "build_forks", c.BuildForks, "build_tags", c.BuildTags,
 		"build_timeout", c.BuildTimeout.String(), "drain_timeout", c.DrainTimeout.String(),
 		"registry_credentials", len(pairs), "log_level", level.String(),
+		"api", c.APIToken != "", "pages", pagesMode(c),
 	}
 	return l, nil
 }
@@ -198,6 +223,18 @@ func explainEnvError(err error) error {
 		out = append(out, e)
 	}
 	return errors.Join(out...)
+}
+
+// pagesMode says how the build pages are served.
+func pagesMode(c config) string {
+	switch {
+	case c.PublicPages:
+		return "public"
+	case c.ClientID != "":
+		return "sign in with GitHub"
+	default:
+		return "off"
+	}
 }
 
 func orDefault(s, def string) string {

@@ -33,13 +33,17 @@ type Server struct {
 	LogPoll time.Duration
 	// MaxImportBytes bounds an import's body (default 10 GiB).
 	MaxImportBytes int64
+	// HTML, when set, serves the requests for GET /apps/{app}/builds/{id}
+	// that come from a browser (they ask for HTML and carry no bearer
+	// token): the build's page shares the API's address.
+	HTML http.Handler
 }
 
 // Register adds the API's routes to mux. pattern methods and wildcards
 // follow net/http's ServeMux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("GET /apps/{app}/builds", s.auth(s.list))
-	mux.Handle("GET /apps/{app}/builds/{id}", s.auth(s.get))
+	mux.Handle("GET /apps/{app}/builds/{id}", s.browser(s.auth(s.get)))
 	mux.Handle("GET /apps/{app}/builds/{id}/logs", s.auth(s.logs))
 	mux.Handle("POST /apps/{app}/builds/import", s.auth(s.importBuild))
 	mux.Handle("GET /apps/{app}/releases", s.auth(s.releases))
@@ -52,6 +56,26 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.Register(mux)
 	return mux
+}
+
+// browser sends requests from a browser to HTML, the rest to api.
+func (s *Server) browser(api http.Handler) http.Handler {
+	if s.HTML == nil {
+		return api
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if WantsHTML(r) {
+			s.HTML.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// WantsHTML reports whether r comes from a browser rather than an API
+// client: it asks for HTML and carries no bearer token.
+func WantsHTML(r *http.Request) bool {
+	return r.Header.Get("Authorization") == "" && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // httpError is an error with the status it answers.

@@ -167,3 +167,24 @@ func (q *Queue) Jobs(ctx context.Context) ([]JobInfo, error) {
 		params = params.After(res.LastCursor)
 	}
 }
+
+// JobCounts counts the jobs waiting or running, by River state
+// ("available", "running", "retryable", "scheduled", "pending").
+func (q *Queue) JobCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := q.b.conn().Query(ctx, `SELECT state, COUNT(*) FROM river_job
+		WHERE state NOT IN ('completed', 'cancelled', 'discarded') GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("counting jobs: %w", err)
+		}
+		out[state] = n
+	}
+	return out, rows.Err()
+}

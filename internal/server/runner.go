@@ -273,6 +273,11 @@ func (b *job) conclude(conclusion, title, summary string, err error) (string, er
 		attrs = append(attrs, "error", err)
 	}
 	b.log.Info("build finished", attrs...)
+	var took time.Duration
+	if !snap.Started.IsZero() && !snap.Ended.IsZero() {
+		took = snap.Ended.Sub(snap.Started)
+	}
+	b.s.metrics.BuildFinished(conclusion, took)
 	if b.run == nil {
 		return conclusion, err
 	}

@@ -1,9 +1,15 @@
 // Package server is the GitHub App webhook server: it wires the delivery
 // handler (internal/webhook), the durable queue (internal/queue), the
-// GitHub App (internal/ghapp), the build engine and its store, and check
-// run reporting (internal/checks, internal/report) into one process with
-// an HTTP mux (POST /webhook, GET /healthz; more routes can be added with
-// Mux) and a graceful, draining shutdown.
+// GitHub App (internal/ghapp), the build engine and its store, check run
+// reporting (internal/checks, internal/report), the builds API
+// (internal/api), the build pages (internal/web) and the metrics
+// (internal/metrics) into one process with an HTTP mux and a graceful,
+// draining shutdown.
+//
+// Routes: POST /webhook; GET /healthz (the process answers) and /readyz
+// (the database and at least one buildkitd answer); GET /metrics; the
+// API's routes under a bearer token (internal/api); the pages (/,
+// /apps/{app}/builds/{id} for a browser, sign-in).
 //
 // Builds are reported as one check run per app build, named
 // "convox build (APP)", with external_id the build ID and details_url the
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +34,7 @@ import (
 	"github.com/convox-build-action/convox-build-action/internal/build"
 	"github.com/convox-build-action/convox-build-action/internal/ghapp"
 	"github.com/convox-build-action/convox-build-action/internal/ghclient"
+	"github.com/convox-build-action/convox-build-action/internal/metrics"
 	"github.com/convox-build-action/convox-build-action/internal/queue"
 	"github.com/convox-build-action/convox-build-action/internal/registry"
 	"github.com/convox-build-action/convox-build-action/internal/store"
@@ -86,6 +94,23 @@ type Config struct {
 	Logger *slog.Logger
 	// HTTPClient is the base client for GitHub (tests).
 	HTTPClient *http.Client
+
+	// APIToken is the builds API's bearer token ("": the API is off).
+	APIToken string
+	// PublicPages opens the build pages to everyone (for servers that
+	// build only public repositories); otherwise visitors sign in with
+	// GitHub through the App's OAuth credentials, and the pages are off
+	// without them.
+	PublicPages bool
+	// OAuthClientID and OAuthClientSecret are the GitHub App's user
+	// authorization credentials.
+	OAuthClientID, OAuthClientSecret string
+	// SessionSecret seals the pages' session cookies; every replica must
+	// share it (default: derived from WebhookSecret, which they share).
+	SessionSecret []byte
+	// GitHubURL is GitHub's web address, for signing in (default
+	// https://github.com, or the GitHub Enterprise host of GitHubAPIURL).
+	GitHubURL string
 }
 
 func (c Config) withDefaults() Config {
@@ -115,15 +140,16 @@ func (c Config) withDefaults() Config {
 
 // Server is the webhook server.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	st    store.Store
-	q     *queue.Queue
-	app   *ghapp.App
-	eng   *build.Engine
-	mux   *http.ServeMux
-	http  *http.Server
-	close []func() error
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	st      store.Store
+	q       *queue.Queue
+	app     *ghapp.App
+	eng     *build.Engine
+	mux     *http.ServeMux
+	http    *http.Server
+	close   []func() error
 }
 
 // New opens the database (migrating it), connects to buildkitd and
@@ -145,8 +171,33 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
+	s.metrics = metrics.New(metrics.Sources{
+		// Every state is reported, at 0 when empty, so that a dashboard
+		// sees a series drop rather than vanish.
+		QueueDepth: func(ctx context.Context) (map[string]int, error) {
+			counts, err := s.q.JobCounts(ctx)
+			out := map[string]int{"available": 0, "running": 0, "retryable": 0, "scheduled": 0}
+			maps.Copy(out, counts)
+			return out, err
+		},
+		BuildsByStatus: func(ctx context.Context) (map[string]int, error) {
+			counts, err := s.st.CountBuilds(ctx)
+			out := map[string]int{}
+			for _, st := range []store.Status{store.StatusCreated, store.StatusRunning, store.StatusComplete, store.StatusFailed} {
+				out[string(st)] = counts[st]
+			}
+			return out, err
+		},
+	})
+	// Every call to GitHub's API is counted.
+	ghHTTP := &http.Client{Transport: s.metrics.GitHubTransport(nil)}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		c.Transport = s.metrics.GitHubTransport(c.Transport)
+		ghHTTP = &c
+	}
 	s.app, err = ghapp.New(ghapp.Options{AppID: cfg.AppID, PrivateKey: cfg.PrivateKey, APIURL: cfg.GitHubAPIURL,
-		Client: ghclient.Options{HTTPClient: cfg.HTTPClient, UserAgent: "convox-build-webhook"}})
+		Client: ghclient.Options{HTTPClient: ghHTTP, UserAgent: "convox-build-webhook"}})
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +218,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.eng = &build.Engine{Solver: solver, Store: s.st, HeartbeatInterval: cfg.HeartbeatInterval}
 
-	hook, err := webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Policy: cfg.Policy, Acceptor: s.q, Logger: s.log})
+	hook, err := webhook.New(webhook.Options{Secret: cfg.WebhookSecret, Policy: cfg.Policy, Acceptor: s.q, Logger: s.log,
+		Observe: s.metrics.Delivery})
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +228,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	if err := s.routes(); err != nil {
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -125,8 +125,9 @@ func (s *Server) now() time.Time { return s.opts.Now() }
 
 func (s *Server) secure() bool { return strings.HasPrefix(s.opts.PublicURL, "https://") }
 
-// Register adds the pages to mux. /apps/{app}/builds/{id} is shared with
-// the API: WantsHTML tells a browser from a program.
+// Register adds the pages to mux, but for the build page
+// (/apps/{app}/builds/{id}), whose address the API shares: serve it with
+// BuildPage.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.page(s.index))
 	mux.HandleFunc("GET /apps/{app}/builds/{id}/events", s.page(s.events))
@@ -138,12 +139,6 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 // BuildPage serves /apps/{app}/builds/{id} to a browser.
 func (s *Server) BuildPage(w http.ResponseWriter, r *http.Request) { s.page(s.buildPage)(w, r) }
-
-// WantsHTML reports whether r comes from a browser rather than an API
-// client: it asks for HTML and carries no bearer token.
-func WantsHTML(r *http.Request) bool {
-	return r.Header.Get("Authorization") == "" && strings.Contains(r.Header.Get("Accept"), "text/html")
-}
 
 func (s *Server) static() http.Handler {
 	sub, _ := fs.Sub(assets, "assets")

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -49,6 +50,10 @@ type Options struct {
 	AcceptTimeout time.Duration
 	// Logger gets one line per delivery (default: none).
 	Logger *slog.Logger
+	// Observe, when set, hears of each delivery: its event ("" when it
+	// had none) and its result, one of "accepted", "duplicate",
+	// "ignored", "pong", "unauthorized", "invalid" or "error".
+	Observe func(event, result string)
 }
 
 // Handler is the webhook endpoint, an http.Handler.
@@ -95,6 +100,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	delivery := github.DeliveryID(r)
 	log := h.log.With("delivery_id", delivery, "event", event)
 	reply := func(status int, resp Response, level slog.Level, msg string, attrs ...any) {
+		if h.opts.Observe != nil {
+			h.opts.Observe(event, result(status, resp))
+		}
 		resp.Delivery, resp.Event = delivery, event
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -182,4 +190,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(http.StatusAccepted, resp, slog.LevelInfo, "delivery accepted", attrs...)
+}
+
+// result names a delivery's outcome for Options.Observe.
+func result(status int, resp Response) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "unauthorized"
+	case status >= 500:
+		return "error"
+	case status >= 400:
+		return "invalid"
+	case resp.Duplicate:
+		return "duplicate"
+	case resp.Outcome == "pong":
+		return "pong"
+	case strings.HasPrefix(resp.Outcome, "ignored"):
+		return "ignored"
+	default:
+		return "accepted"
+	}
 }
