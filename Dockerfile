@@ -22,9 +22,23 @@ RUN go mod download
 COPY cmd/ cmd/
 COPY internal/ internal/
 RUN go build -trimpath -ldflags="-s -w" -o /out/convox-build-action ./cmd/action \
- && mkdir -m 1777 /out/tmp
+ && go build -trimpath -ldflags="-s -w" -o /out/convox-build-webhook ./cmd/webhook \
+ && mkdir -m 1777 /out/tmp \
+ && mkdir -m 0700 /out/data && chown 65532:65532 /out/data
 
-# (other images' stages go here)
+# webhook: the GitHub App server (README, "Webhook server"). It runs as an
+# unprivileged user; its SQLite database and the sources it builds live in
+# /data (a volume), unless DATABASE_URL names a PostgreSQL server.
+FROM scratch AS webhook
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/tmp /tmp
+COPY --from=build --chown=65532:65532 /out/data /data
+COPY --from=build /out/convox-build-webhook /convox-build-webhook
+ENV TMPDIR=/tmp HOME=/data DATA_DIR=/data LISTEN_ADDR=:8080
+USER 65532:65532
+VOLUME /data
+EXPOSE 8080
+ENTRYPOINT ["/convox-build-webhook"]
 
 # action: the GitHub container action. The runner mounts the workspace,
 # the file-command directory and the Docker socket, and passes INPUT_*.
