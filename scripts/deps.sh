@@ -18,6 +18,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # A dockerd (Debian's docker.io, or Docker's own packages where they are
 # installed, as on GitHub's runners) for the action's container tests.
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+# The images the tests build carry the system's CA certificates.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 
