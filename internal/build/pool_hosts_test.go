@@ -89,45 +89,6 @@ func waitActive(t *testing.T, c *buildkit.Client, n int) {
 	}
 }
 
-func TestActiveBuildsCountsEveryClient(t *testing.T) {
-	env := testenv.Build(t)
-	host := testenv.ExtraBuildkitd(t)
-	one, other := connect(t, host.Addr), connect(t, host.Addr)
-	if n, err := other.ActiveBuilds(context.Background()); err != nil || n != 0 {
-		t.Fatalf("an idle daemon: %d builds, %v", n, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := poolBuild(t, env, fmt.Sprintf("long%d", i), 60)
-			one.Build(ctx, req)
-		}()
-	}
-	waitActive(t, other, 2) // another client sees the first one's builds
-	cancel()
-	wg.Wait()
-	waitActive(t, other, 0)
-	if err := other.Ready(context.Background()); err != nil {
-		t.Errorf("Ready: %v", err)
-	}
-	host.Stop()
-	start := time.Now()
-	_, err := other.ActiveBuilds(context.Background())
-	if err == nil || !buildkit.IsUnavailable(err) || !strings.Contains(err.Error(), host.Addr) {
-		t.Errorf("a stopped daemon: %v (unavailable: %v)", err, buildkit.IsUnavailable(err))
-	}
-	if err := other.Ready(context.Background()); err == nil || !buildkit.IsUnavailable(err) || !strings.Contains(err.Error(), "buildkitd at "+host.Addr+" does not answer") {
-		t.Errorf("Ready of a stopped daemon: %v", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("a stopped daemon took %v to say so", d)
-	}
-}
-
 // TestPoolGoesToTheLeastLoadedHost: builds at once are spread over both
 // hosts; a long build that another client runs on host a sends the next
 // builds to b; once a is idle again it gets builds again.
