@@ -137,6 +137,13 @@ func (l *logBuffer) entries() []map[string]any {
 
 // start runs the server process and waits until it listens.
 func (w *world) start() *proc {
+	w.t.Helper()
+	return w.startWith(nil)
+}
+
+// startWith runs the server process with more (or other) variables than
+// the world's, e.g. a DATA_DIR of its own for a second replica.
+func (w *world) startWith(vars map[string]string) *proc {
 	t := w.t
 	t.Helper()
 	env := map[string]string{
@@ -156,6 +163,9 @@ func (w *world) start() *proc {
 		"LOG_LEVEL":             "debug",
 	}
 	for k, v := range w.extra {
+		env[k] = v
+	}
+	for k, v := range vars {
 		env[k] = v
 	}
 	var environ []string

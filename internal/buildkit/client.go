@@ -17,6 +17,8 @@ import (
 	"github.com/moby/buildkit/client"
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container:// addresses
 	"github.com/moby/buildkit/util/grpcerrors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -52,6 +54,53 @@ type Client struct {
 // docker-container://) and waits until it answers, so a wrong address fails
 // here, within the timeout, with the address in the error.
 func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, error) {
+	c, err := newClient(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultConnectTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.Wait(wctx); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
+		}
+		if errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil {
+			return nil, &notAnswering{fmt.Sprintf("buildkitd at %s did not answer within %s%s: is it running, and is the address right?", addr, timeout, probe(addr))}
+		}
+		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
+	}
+	// Wait only sees a working HTTP/2 connection; any HTTP/2 server gives
+	// one. Ask buildkitd itself.
+	if _, err := c.Info(wctx); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("the server at %s is not buildkitd (it does not speak the BuildKit API: %s): is the address right?", addr, grpcMessage(err))
+	}
+	return &Client{addr: addr, c: c}, nil
+}
+
+// Open returns a client to the buildkitd at addr without waiting for it
+// to answer: the first call connects (Ready says whether it answers).
+// For a daemon that may be down now and back later; Connect is for the
+// usual case.
+func Open(addr string, opts ConnectOptions) (*Client, error) {
+	c, err := newClient(context.Background(), addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{addr: addr, c: c}, nil
+}
+
+// newClient checks addr and opts and makes BuildKit's client, which
+// connects on its first call.
+func newClient(ctx context.Context, addr string, opts ConnectOptions) (*client.Client, error) {
 	if addr == "" {
 		return nil, errors.New("no buildkitd address (such as unix:///run/buildkit/buildkitd.sock)")
 	}
@@ -71,36 +120,17 @@ func Connect(ctx context.Context, addr string, opts ConnectOptions) (*Client, er
 	if opts.Dialer != nil {
 		copts = append(copts, client.WithContextDialer(opts.Dialer))
 	}
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultConnectTimeout
-	}
+	// Reconnect soon to a daemon that comes back (gRPC's default backoff
+	// grows to two minutes), so that a pool takes a host in again soon.
+	copts = append(copts, client.WithGRPCDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+		MinConnectTimeout: 20 * time.Second,
+	})))
 	c, err := client.New(ctx, addr, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := c.Wait(wctx); err != nil {
-		c.Close()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
-		}
-		if errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil {
-			return nil, fmt.Errorf("buildkitd at %s did not answer within %s%s: is it running, and is the address right?", addr, timeout, probe(addr))
-		}
-		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
-	}
-	// Wait only sees a working HTTP/2 connection; any HTTP/2 server gives
-	// one. Ask buildkitd itself.
-	if _, err := c.Info(wctx); err != nil {
-		c.Close()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("connecting to buildkitd at %s: %w", addr, ctx.Err())
-		}
-		return nil, fmt.Errorf("the server at %s is not buildkitd (it does not speak the BuildKit API: %s): is the address right?", addr, grpcMessage(err))
-	}
-	return &Client{addr: addr, c: c}, nil
+	return c, nil
 }
 
 // probe says why nothing answers at a unix:// or tcp:// address, as
@@ -167,5 +197,6 @@ func IsUnavailable(err error) bool {
 	if errors.As(err, &be) {
 		err = be.Err
 	}
-	return grpcerrors.Code(err) == codes.Unavailable
+	var na *notAnswering
+	return errors.As(err, &na) || grpcerrors.Code(err) == codes.Unavailable
 }

@@ -209,7 +209,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	solver := cfg.Solver
 	if solver == nil {
-		pool, closePool, err := build.DialPool(ctx, cfg.BuildkitHosts, cfg.BuildkitTLS)
+		pool, closePool, err := build.OpenPool(ctx, cfg.BuildkitHosts, cfg.BuildkitTLS, build.PoolOptions{})
 		if err != nil {
 			return nil, err
 		}
