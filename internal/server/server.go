@@ -215,6 +215,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.close = append(s.close, closePool)
 		solver = pool
+		// The pool starts while some hosts are down: say which.
+		for _, h := range pool.Status(ctx) {
+			if h.Err != nil {
+				s.log.Warn("buildkitd host does not answer; builds go to the others until it does", "host", h.Name, "error", h.Err)
+			} else {
+				s.log.Info("buildkitd host", "host", h.Name, "builds", h.Builds)
+			}
+		}
 	}
 	s.eng = &build.Engine{Solver: solver, Store: s.st, HeartbeatInterval: cfg.HeartbeatInterval}
 
