@@ -6,9 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,53 +13,6 @@ import (
 
 	"github.com/convox-build-action/convox-build-action/internal/testenv"
 )
-
-// webhookImage builds the server's image as the project's Dockerfile says
-// (its webhook stage) on a build stage of files made here (no golang image
-// can be pulled), with the test buildkitd, and loads it into dd.
-func webhookImage(t *testing.T, dd *testenv.DockerDaemon, ref string) {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	rootfs := filepath.Join(dir, "rootfs")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(rootfs, "out", "convox-build-webhook"), "./cmd/webhook")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/webhook: %v\n%s", err, out)
-	}
-	for _, d := range []string{"out/tmp", "out/data", "etc/ssl/certs"} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	certs, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
-	if err != nil {
-		t.Fatalf("CA certificates: %v (apt-get install ca-certificates)", err)
-	}
-	os.WriteFile(filepath.Join(rootfs, "etc", "ssl", "certs", "ca-certificates.crt"), certs, 0o644)
-	df, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stage := string(df)
-	i := strings.Index(stage, "\nFROM scratch AS webhook\n")
-	if i < 0 {
-		t.Fatal("the project's Dockerfile has no `FROM scratch AS webhook` stage")
-	}
-	stage = stage[i+1:]
-	if j := strings.Index(stage[1:], "\nFROM "); j >= 0 {
-		stage = stage[:j+2]
-	}
-	variant := "# The project's webhook stage on a build stage of prebuilt files.\nFROM scratch AS build\nCOPY rootfs/ /\n" + stage
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(variant), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dd.BuildImage(t, dir, "", "webhook", nil, ref)
-}
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,7 +30,8 @@ func TestServerImage(t *testing.T) {
 	w := newWorld(t, "sqlite")
 	dd := testenv.Docker(t)
 	const image = "convox-build-webhook:test"
-	webhookImage(t, dd, image)
+	dd.BuildStage(t, testenv.StageImage{Stage: "webhook",
+		Binaries: map[string]string{"convox-build-webhook": "./cmd/webhook"}, Dirs: []string{"out/tmp", "out/data"}}, image)
 	out, err := dd.Run(context.Background(), "image", "inspect", "--format", "{{.Config.User}} {{json .Config.Entrypoint}} {{.Size}}", image)
 	if err != nil {
 		t.Fatal(err)

@@ -22,45 +22,11 @@ import (
 // pulled), and loads it into dd. It returns the image's size in bytes.
 func actionImage(t *testing.T, dd *testenv.DockerDaemon, ref string) int64 {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	rootfs := filepath.Join(dir, "rootfs")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(rootfs, "out", "convox-build-action"), "./cmd/action")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/action: %v\n%s", err, out)
-	}
-	if err := os.MkdirAll(filepath.Join(rootfs, "out", "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(filepath.Join(rootfs, "out", "tmp"), 0o1777)
-	certs, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
-	if err != nil {
-		t.Fatalf("CA certificates: %v (apt-get install ca-certificates)", err)
-	}
-	os.MkdirAll(filepath.Join(rootfs, "etc", "ssl", "certs"), 0o755)
-	os.WriteFile(filepath.Join(rootfs, "etc", "ssl", "certs", "ca-certificates.crt"), certs, 0o644)
-
-	df, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.Index(string(df), "\nFROM scratch AS action\n")
-	if i < 0 {
-		t.Fatal("the project's Dockerfile has no `FROM scratch AS action` stage")
-	}
-	if strings.Contains(string(df[i+1:]), "\nFROM ") {
+	stage := dd.BuildStage(t, testenv.StageImage{Stage: "action",
+		Binaries: map[string]string{"convox-build-action": "./cmd/action"}, Dirs: []string{"out/tmp"}}, ref)
+	if !strings.HasSuffix(strings.TrimSpace(mustReadDockerfile(t)), strings.TrimSpace(stage)) {
 		t.Fatal("the action stage is not the Dockerfile's last stage: GitHub builds the last one")
 	}
-	variant := "# The project's action stage on a build stage of prebuilt files.\nFROM scratch AS build\nCOPY rootfs/ /\n" + string(df[i+1:])
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(variant), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dd.BuildImage(t, dir, "", "action", nil, ref)
 	out, err := dd.Run(context.Background(), "image", "inspect", "--format", "{{.Size}} {{json .Config.Entrypoint}}", ref)
 	if err != nil {
 		t.Fatal(err)
@@ -226,4 +192,13 @@ func TestContainerAction(t *testing.T) {
 	if len(ids) != 1 {
 		t.Errorf("%d buildkitd containers, want the one the first step started", len(ids))
 	}
+}
+
+func mustReadDockerfile(t *testing.T) string {
+	t.Helper()
+	df, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(df)
 }

@@ -558,3 +558,88 @@ func BuildkitVersion(t testing.TB) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// StageImage is a stage of the project's Dockerfile built on prebuilt
+// files: no golang image can be pulled here, so the Dockerfile's build
+// stage is replaced by one holding Binaries (out/NAME, built here from
+// their packages, static), Dirs (empty, under the rootfs) and the
+// system's CA certificates, and the stage itself is used as written.
+type StageImage struct {
+	// Stage is the Dockerfile stage ("action", "webhook").
+	Stage string
+	// Binaries maps out/NAME to the package that makes it ("./cmd/action").
+	Binaries map[string]string
+	// Dirs are more directories the build stage holds ("out/data"); a
+	// directory named tmp is made world-writable and sticky, as /tmp is.
+	Dirs []string
+}
+
+// BuildStage builds img's stage of the project's Dockerfile with the test
+// buildkitd and loads it into d as ref. It returns the stage's text, as
+// the Dockerfile has it.
+func (d *DockerDaemon) BuildStage(t testing.TB, img StageImage, ref string) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	for name, pkg := range img.Binaries {
+		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(rootfs, "out", name), pkg)
+		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	for _, sub := range append([]string{"etc/ssl/certs"}, img.Dirs...) {
+		if err := os.MkdirAll(filepath.Join(rootfs, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(sub) == "tmp" {
+			os.Chmod(filepath.Join(rootfs, sub), 0o777|os.ModeSticky)
+		}
+	}
+	certs, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	if err != nil {
+		t.Fatalf("CA certificates: %v (apt-get install ca-certificates)", err)
+	}
+	writeFileT(t, filepath.Join(rootfs, "etc", "ssl", "certs", "ca-certificates.crt"), string(certs))
+	df, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := string(df)
+	i := strings.Index(stage, "\nFROM scratch AS "+img.Stage+"\n")
+	if i < 0 {
+		t.Fatalf("the project's Dockerfile has no `FROM scratch AS %s` stage", img.Stage)
+	}
+	stage = stage[i+1:]
+	if j := strings.Index(stage[1:], "\nFROM "); j >= 0 {
+		stage = stage[:j+2]
+	}
+	variant := "# The project's " + img.Stage + " stage on a build stage of prebuilt files.\nFROM scratch AS build\nCOPY rootfs/ /\n" + stage
+	writeFileT(t, filepath.Join(dir, "Dockerfile"), variant)
+	d.BuildImage(t, dir, "", img.Stage, nil, ref)
+	return stage
+}
+
+// moduleRoot is the directory of the project's go.mod, found from the
+// working directory (a test's package directory) upwards.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
