@@ -253,7 +253,7 @@ func (r *runner) explain(err error) error {
 	case build.FieldSourceDir:
 		fix = "check out the repository first (actions/checkout) and check working-directory"
 	case build.FieldManifest:
-		if strings.Contains(err.Error(), "no such file") {
+		if errors.Is(err, build.ErrNoManifest) {
 			fix = "check out the repository first (actions/checkout), or set manifest / working-directory"
 		}
 	case build.FieldCache:

@@ -33,17 +33,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	env := testenv.Build(t)
-	c, err := build.Dial(context.Background(), env.BuildkitAddr, build.DialOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	eng := &build.Engine{Solver: c, Store: st}
+	eng := testenv.Engine(t)
 	s := &api.Server{Engine: eng, Token: "s3cret-api-token", Registry: registry.Options{Insecure: true}, LogPoll: 50 * time.Millisecond,
 		Repository: func(app string) (string, error) { return env.Registry + "/" + app, nil }}
 	srv := httptest.NewServer(s.Handler())

@@ -24,6 +24,10 @@ const (
 	FieldCache      Field = "cache"
 )
 
+// ErrNoManifest is wrapped by the InputError for a convox.yml that does
+// not exist.
+var ErrNoManifest = errors.New("no such file")
+
 // InputError is a problem with what the caller asked for (a bad
 // convox.yml, an unknown service, a bad ID): the CLI exits 1, the server
 // answers 400; nothing ran. Its text never names a front end's flags or

@@ -31,17 +31,8 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	env := testenv.Build(t)
-	c, err := build.Dial(context.Background(), env.BuildkitAddr, build.DialOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "builds.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	s := &countingSolver{Solver: c}
+	st := testenv.Store(t)
+	s := &countingSolver{Solver: testenv.Solver(t)}
 	return &harness{env: env, store: st, solver: s, engine: &build.Engine{Solver: s, Store: st}}
 }
 

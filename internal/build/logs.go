@@ -149,6 +149,21 @@ func (r redactor) lines(lines []string) []string {
 // failed on the way (ReapStale), so following it ends too. With poll <= 0
 // it reads what is there once and returns the build as it is.
 func (e *Engine) FollowLogs(ctx context.Context, id string, afterSeq int64, poll time.Duration, fn func([]store.LogLine)) (*store.Build, error) {
+	return e.Follow(ctx, id, afterSeq, poll, Follower{Lines: func(l []store.LogLine) error { fn(l); return nil }})
+}
+
+// Follower receives what Follow reads.
+type Follower struct {
+	// Lines gets each batch of new log lines, in order.
+	Lines func([]store.LogLine) error
+	// Polled, when set, gets the build as each poll read it, after that
+	// poll's lines: to see its status change, or to say it is still there.
+	Polled func(*store.Build) error
+}
+
+// Follow is FollowLogs that also reports each poll; an error from f ends
+// it with that error.
+func (e *Engine) Follow(ctx context.Context, id string, afterSeq int64, poll time.Duration, f Follower) (*store.Build, error) {
 	for {
 		// Read the status first: lines written before it ended are then
 		// all visible to the reads that follow.
@@ -169,11 +184,18 @@ func (e *Engine) FollowLogs(ctx context.Context, id string, afterSeq int64, poll
 				return nil, fmt.Errorf("reading log of %s: %w", id, err)
 			}
 			if len(lines) > 0 {
-				fn(lines)
+				if err := f.Lines(lines); err != nil {
+					return nil, err
+				}
 				afterSeq = lines[len(lines)-1].Seq
 			}
 			if len(lines) < logPage {
 				break
+			}
+		}
+		if f.Polled != nil {
+			if err := f.Polled(b); err != nil {
+				return nil, err
 			}
 		}
 		if ended || poll <= 0 {

@@ -70,25 +70,6 @@ func builtOn(t *testing.T, image string, hosts map[string]string) string {
 	return strings.Join(on, "+")
 }
 
-// waitActive waits until the buildkitd of c runs n builds.
-func waitActive(t *testing.T, c *buildkit.Client, n int) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := c.ActiveBuilds(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s runs %d builds, want %d", c.Addr(), got, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestPoolGoesToTheLeastLoadedHost: builds at once are spread over both
 // hosts; a long build that another client runs on host a sends the next
 // builds to b; once a is idle again it gets builds again.
@@ -137,7 +118,7 @@ func TestPoolGoesToTheLeastLoadedHost(t *testing.T) {
 		req, _ := poolBuild(t, env, "other", 120)
 		other.Build(ctx, req)
 	}()
-	waitActive(t, other, 1)
+	testenv.WaitActive(t, other, 1)
 	for i := range 2 {
 		req, image := poolBuild(t, env, "next", 1)
 		if _, err := pool.Build(context.Background(), req); err != nil {
@@ -149,7 +130,7 @@ func TestPoolGoesToTheLeastLoadedHost(t *testing.T) {
 	}
 	cancel()
 	<-longDone
-	waitActive(t, other, 0)
+	testenv.WaitActive(t, other, 0)
 	req, image := poolBuild(t, env, "idle", 1)
 	if _, err := pool.Build(context.Background(), req); err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*run, error) {
 	data, err := manifest.ReadFile(req.SourceDir, name)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, &InputError{Field: FieldManifest, Err: fmt.Errorf("no such file: %s (the app's convox.yml)", name)}
+			return nil, &InputError{Field: FieldManifest, Err: fmt.Errorf("%w: %s (the app's convox.yml)", ErrNoManifest, name)}
 		}
 		return nil, &InputError{Field: FieldManifest, Err: fmt.Errorf("reading %s: %w", name, err)}
 	}

@@ -12,25 +12,6 @@ import (
 	"github.com/convox-build-action/convox-build-action/internal/testenv"
 )
 
-// waitActive waits until the daemon of c runs n builds.
-func waitActive(t *testing.T, c *buildkit.Client, n int) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := c.ActiveBuilds(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s runs %d builds, want %d", c.Addr(), got, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestActiveBuildsHistoryAndReady: a client sees the builds another
 // client runs, the history names what each built and how it ended, and a
 // stopped daemon is reported at once as unavailable.
@@ -62,7 +43,7 @@ func TestActiveBuildsHistoryAndReady(t *testing.T) {
 			one.Build(ctx, buildkit.BuildRequest{ContextDir: dir, Image: &buildkit.ImageExport{Names: []string{names[i]}}})
 		}()
 	}
-	waitActive(t, other, 2) // another client sees the first one's builds
+	testenv.WaitActive(t, other, 2) // another client sees the first one's builds
 	recs, err := other.History(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +59,7 @@ func TestActiveBuildsHistoryAndReady(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
-	waitActive(t, other, 0)
+	testenv.WaitActive(t, other, 0)
 	recs, err = other.History(context.Background())
 	if err != nil {
 		t.Fatal(err)

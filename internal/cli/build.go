@@ -268,7 +268,7 @@ func explainInputError(err error) error {
 	case build.FieldRepository:
 		fix = "pass --repository (or set CONVOX_BUILD_REGISTRY)"
 	case build.FieldManifest:
-		if strings.Contains(err.Error(), "no such file") {
+		if errors.Is(err, build.ErrNoManifest) {
 			fix = "pass --manifest for a convox.yml of another name"
 		}
 	case build.FieldCache:

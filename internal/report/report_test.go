@@ -17,21 +17,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func engine(t *testing.T) *build.Engine {
-	t.Helper()
-	env := testenv.Build(t)
-	c, err := build.Dial(context.Background(), env.BuildkitAddr, build.DialOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return &build.Engine{Solver: c, Store: st}
-}
+func engine(t *testing.T) *build.Engine { return testenv.Engine(t) }
 
 func writeFiles(t *testing.T, files map[string]string) string {
 	t.Helper()

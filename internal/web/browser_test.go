@@ -21,12 +21,7 @@ import (
 func TestBrowserFollowsARunningBuildLive(t *testing.T) {
 	s := newSite(t, true, "http://builds.example")
 	env := testenv.Build(t)
-	c, err := build.Dial(context.Background(), env.BuildkitAddr, build.DialOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s.engine.Solver = c
+	s.engine.Solver = testenv.Solver(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "convox.yml"), []byte("services:\n  web:\n    build: .\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN for i in 1 2 3 4 5 6; do echo \"tick-$i\"; sleep 1; done; printf '\\033[32mgreen-done\\033[0m\\n'\n"), 0o644)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/convox-build-action/convox-build-action/internal/build"
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
@@ -65,59 +66,34 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	lastStatus := ""
 	lastWrite := s.now()
-	for {
-		b, err = s.opts.Engine.Store.GetBuild(r.Context(), b.ID)
-		if err != nil {
-			return nil // the stream has begun: end it; the page reconnects
-		}
-		done := ended(b)
-		if !done && s.now().Sub(b.Heartbeat) > s.opts.Engine.StaleAfter() {
-			s.opts.Engine.ReapStale(r.Context())
-			continue
-		}
-		for {
-			lines, err := s.opts.Engine.Store.ReadLogs(r.Context(), b.ID, after, 1000)
-			if err != nil {
-				return nil
-			}
-			if len(lines) == 0 {
-				break
-			}
+	final, err := s.opts.Engine.Follow(r.Context(), b.ID, after, s.opts.LogPoll, build.Follower{
+		Lines: func(lines []store.LogLine) error {
 			ev := linesEvent{Seq: lines[len(lines)-1].Seq, Lines: make([]string, len(lines))}
 			for i, l := range lines {
 				ev.Lines[i] = ansiHTML(l.Text)
 			}
-			if send("lines", ev.Seq, ev) != nil {
-				return nil
-			}
-			after = ev.Seq
 			lastWrite = s.now()
-			if len(lines) < 1000 {
-				break
+			return send("lines", ev.Seq, ev)
+		},
+		Polled: func(b *store.Build) error {
+			if st := string(b.Status) + b.Release; st != lastStatus {
+				lastStatus = st
+				lastWrite = s.now()
+				return send("status", 0, statusEvent{Status: string(b.Status), Release: b.Release, Reason: b.Reason,
+					Elapsed: elapsed(*b, s.now()), Services: b.Services})
 			}
-		}
-		if st := string(b.Status) + b.Release; st != lastStatus || done {
-			lastStatus = st
-			if send("status", 0, statusEvent{Status: string(b.Status), Release: b.Release, Reason: b.Reason,
-				Elapsed: elapsed(*b, s.now()), Services: b.Services}) != nil {
-				return nil
+			if s.now().Sub(lastWrite) > eventsKeepAlive {
+				lastWrite = s.now()
+				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+					return err
+				}
+				return rc.Flush()
 			}
-			lastWrite = s.now()
-		}
-		if done {
-			send("end", 0, map[string]string{})
 			return nil
-		}
-		if s.now().Sub(lastWrite) > eventsKeepAlive {
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
-				return nil
-			}
-			lastWrite = s.now()
-		}
-		select {
-		case <-r.Context().Done():
-			return nil
-		case <-time.After(s.opts.LogPoll):
-		}
+		},
+	})
+	if err == nil && ended(final) {
+		send("end", 0, map[string]string{})
 	}
+	return nil // the stream has begun: errors can only end it, and the page reconnects
 }

@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -79,11 +78,7 @@ type site struct {
 // from two repositories, with a log in colour.
 func newSite(t *testing.T, public bool, publicURL string) *site {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "b.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.Store(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	for _, b := range []*store.Build{
