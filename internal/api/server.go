@@ -16,8 +16,10 @@ import (
 	"github.com/convox-build-action/convox-build-action/internal/store"
 )
 
-// Server serves the API. Engine (its Store, for reading and reaping) is
-// required; the rest configure exports and imports.
+// Server serves the API. Engine (its Store) is required; the rest
+// configure exports and imports. Whoever runs it also runs Engine.Reap,
+// as the server does, so that builds whose process died show as failed
+// (a log being followed fails such a build itself).
 type Server struct {
 	Engine *build.Engine
 	// Token is the bearer token every request must carry. Empty refuses
@@ -151,9 +153,6 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.Engine.ReapStale(r.Context()); err != nil {
-		return err
-	}
 	app := r.PathValue("app")
 	builds, err := s.Engine.Store.ListBuilds(r.Context(), app, n)
 	if err != nil {
@@ -173,9 +172,6 @@ func (s *Server) lookup(r *http.Request, id string) (*store.Build, error) {
 	app := r.PathValue("app")
 	if !build.ValidBuildID(id) {
 		return nil, errorf(http.StatusNotFound, "no such build: %s", id)
-	}
-	if _, err := s.Engine.ReapStale(r.Context()); err != nil {
-		return nil, err
 	}
 	b, err := s.Engine.Store.GetBuild(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && app != "" && b.App != app) {

@@ -128,7 +128,7 @@ func StartBuildkitd(ctx context.Context, opts BuildkitdOptions) (*Buildkitd, err
 	for {
 		select {
 		case <-exited:
-			return nil, fmt.Errorf("buildkitd exited at start (%v); its log %s ends:\n%s", waitErr, logPath, tail(logPath, 15))
+			return nil, fmt.Errorf("buildkitd exited at start (%v); its log %s ends:\n%s", waitErr, logPath, TailFile(logPath, 15))
 		default:
 		}
 		if _, err := os.Stat(sock); err == nil {
@@ -136,14 +136,14 @@ func StartBuildkitd(ctx context.Context, opts BuildkitdOptions) (*Buildkitd, err
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			return nil, fmt.Errorf("buildkitd did not create %s within 30s; its log %s ends:\n%s", sock, logPath, tail(logPath, 15))
+			return nil, fmt.Errorf("buildkitd did not create %s within 30s; its log %s ends:\n%s", sock, logPath, TailFile(logPath, 15))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	c, err := buildkit.Connect(ctx, addr, buildkit.ConnectOptions{Timeout: 20 * time.Second})
 	if err != nil {
 		cmd.Process.Kill()
-		return nil, fmt.Errorf("%w; buildkitd log %s ends:\n%s", err, logPath, tail(logPath, 15))
+		return nil, fmt.Errorf("%w; buildkitd log %s ends:\n%s", err, logPath, TailFile(logPath, 15))
 	}
 	c.Close()
 	if opts.Detach {
@@ -177,7 +177,9 @@ func pdeathsig(detach bool) syscall.Signal {
 	return syscall.SIGKILL
 }
 
-func tail(path string, n int) string {
+// TailFile is the last n lines of the file at path, for errors that point
+// at a daemon's log.
+func TailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "(unreadable: " + err.Error() + ")"

@@ -120,7 +120,7 @@ func (d Daemons) startRegistry(ctx context.Context, want string) (string, error)
 		}
 		select {
 		case err := <-exited:
-			return "", fmt.Errorf("registry exited at start (%v); its log %s ends:\n%s", err, d.path("registry.log"), tail(d.path("registry.log"), 10))
+			return "", fmt.Errorf("registry exited at start (%v); its log %s ends:\n%s", err, d.path("registry.log"), TailFile(d.path("registry.log"), 10))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -115,7 +115,7 @@ func startDocker() (*DockerDaemon, error) {
 	for {
 		select {
 		case <-d.exited:
-			return nil, fmt.Errorf("dockerd exited at start; its log %s ends:\n%s", logPath, tailFile(logPath, 20))
+			return nil, fmt.Errorf("dockerd exited at start; its log %s ends:\n%s", logPath, devenv.TailFile(logPath, 20))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -125,7 +125,7 @@ func startDocker() (*DockerDaemon, error) {
 			return d, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("dockerd did not answer on %s within 60s (%v); its log %s ends:\n%s", d.Socket, err, logPath, tailFile(logPath, 20))
+			return nil, fmt.Errorf("dockerd did not answer on %s within 60s (%v); its log %s ends:\n%s", d.Socket, err, logPath, devenv.TailFile(logPath, 20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -534,18 +534,6 @@ func writeFileT(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(unreadable: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // BuildkitVersion is the moby/buildkit version go.mod requires, as `go

@@ -33,8 +33,9 @@ var assets embed.FS
 
 // Options configure the pages.
 type Options struct {
-	// Engine reads builds and their logs (its Store) and fails abandoned
-	// ones. Required.
+	// Engine reads builds and their logs (its Store). Required. Whoever
+	// serves the pages also runs Engine.Reap, as the server does, so that
+	// builds whose process died show as failed.
 	Engine *build.Engine
 	// PublicURL is where the server is reached, such as
 	// https://builds.example.com; sign-in returns there, and cookies are
@@ -220,9 +221,6 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 	if s.requireSignIn(w, r) {
 		return nil
 	}
-	if _, err := s.opts.Engine.ReapStale(r.Context()); err != nil {
-		return err
-	}
 	all, err := s.opts.Engine.Store.ListBuilds(r.Context(), "", recentLimit*4)
 	if err != nil {
 		return err
@@ -250,9 +248,6 @@ func (s *Server) visibleBuild(r *http.Request) (*store.Build, error) {
 	id := r.PathValue("id")
 	if !build.ValidBuildID(id) {
 		return nil, errNotFound
-	}
-	if _, err := s.opts.Engine.ReapStale(r.Context()); err != nil {
-		return nil, err
 	}
 	b, err := s.opts.Engine.Store.GetBuild(r.Context(), id)
 	if err != nil {
